@@ -1,0 +1,66 @@
+# RLIPv2 on Detectron2. `make demo` and `make test` need nothing done before them: both set up
+# .venv on first use. Every pin lives in requirements/*.txt.
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+D2_DIST := sal-detectron2==0.7.2
+# Stamps make a second `make setup` with nothing changed take seconds.
+STAMP_DEPS := $(VENV)/.deps-stamp
+STAMP_D2 := $(VENV)/.d2-stamp
+STAMP_EXT := $(VENV)/.ext-stamp
+EXT_SOURCES := $(shell find rlipv2/csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' 2>/dev/null) setup.py
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test test-all lint demo bench build-cuda clean collect-env
+
+setup: $(STAMP_EXT)
+
+$(PY):
+	$(PYTHON_BOOT) -m venv $(VENV)
+
+$(STAMP_DEPS): $(PY) requirements/torch.txt requirements/base.txt requirements/test.txt requirements/extra.txt
+	$(PIP) install -q -r requirements/torch.txt
+	$(PIP) install -q -r requirements/torch.txt -r requirements/base.txt -r requirements/test.txt -r requirements/extra.txt
+	@touch $@
+
+# detectron2 at upstream commit a59f05630a8f205756064244bf5beb8661f96180, as pure Python
+# (its wheel is tagged cp310 and carries a _C we never use; see docs/INSTALL.md).
+$(STAMP_D2): $(STAMP_DEPS)
+	$(PIP) install -q --no-deps --only-binary=:all: --python-version 3.10 --upgrade \
+	    --target "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" $(D2_DIST)
+	@touch $@
+
+$(STAMP_EXT): $(STAMP_D2) $(EXT_SOURCES)
+	$(PIP) install -q -e . --no-build-isolation --no-deps
+	@touch $@
+
+test: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check rlipv2 tools tests configs projects
+
+collect-env: setup
+	$(PY) -m rlipv2.collect_env
+
+demo: setup
+	$(PY) tools/run_demo.py --output output/demo
+
+bench: setup
+	$(PY) tools/run_benchmarks.py
+
+# The CUDA build of rlipv2._C (minutes on 2 cores; not part of `make test`).
+build-cuda: setup
+	FORCE_CUDA=1 CUDA_HOME=$${CUDA_HOME:-$$(dirname $$(dirname $$(readlink -f $$(which nvcc))))} \
+	    $(PY) setup.py build_ext --inplace
+
+clean:
+	rm -rf build rlipv2/_C*.so *.egg-info

@@ -1,0 +1,3 @@
+from .multi_scale_deform_attn import MSDeformAttn, ms_deform_attn, ms_deform_attn_pytorch
+
+__all__ = ["MSDeformAttn", "ms_deform_attn", "ms_deform_attn_pytorch"]
