@@ -11,7 +11,6 @@ Conventions (Deformable-DETR):
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F

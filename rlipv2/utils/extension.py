@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 _DISABLE_ENV = "RLIPV2_DISABLE_EXT"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_extension():
     """Return the ``rlipv2._C`` module, or ``None`` when it is unavailable.
 
