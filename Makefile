@@ -46,7 +46,7 @@ test-all: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check rlipv2 tools tests configs projects
+	$(PY) -m ruff check .
 
 collect-env: setup
 	$(PY) -m rlipv2.collect_env
