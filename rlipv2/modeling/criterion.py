@@ -64,6 +64,15 @@ def num_interactions_across_processes(targets: Sequence[Dict[str, torch.Tensor]]
     return torch.clamp(num / world_size, min=1).item()
 
 
+def _float_outputs(outputs: Dict) -> Dict:
+    """One layer's outputs without ``aux_outputs``, floating tensors in float32 (AMP-safe losses)."""
+    return {
+        k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
+        for k, v in outputs.items()
+        if k != "aux_outputs"
+    }
+
+
 def _src_permutation_idx(indices: MatchIndices, device: torch.device):
     batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)]).to(device)
     src_idx = torch.cat([src for src, _ in indices]).to(device)
@@ -236,7 +245,7 @@ class SetCriterionHOI(_WeightedLossMixin, nn.Module):
             return None
         if "text_embeddings_prefusion" not in outputs:
             raise KeyError("SetCriterionHOI(use_rpl=True) needs outputs['text_embeddings_prefusion'] (R, D)")
-        emb = outputs["text_embeddings_prefusion"]
+        emb = outputs["text_embeddings_prefusion"].float()
         if not self.rpl_target_grad:
             emb = emb.detach()
         sim = relation_text_similarity(emb)
@@ -259,7 +268,7 @@ class SetCriterionHOI(_WeightedLossMixin, nn.Module):
 
     def forward(self, outputs: Dict, targets: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
         """Match, then compute the losses of the last layer and (``aux_loss``) of every aux layer."""
-        last = {k: v for k, v in outputs.items() if k != "aux_outputs"}
+        last = _float_outputs(outputs)
         device = outputs["pred_obj_logits"].device
         num_interactions = num_interactions_across_processes(targets, device)
         pseudo = self.pseudo_labels(outputs, targets)
@@ -268,6 +277,7 @@ class SetCriterionHOI(_WeightedLossMixin, nn.Module):
         losses = self._layer_losses(last, targets, indices, num_interactions, pseudo, log=True)
         if self.aux_loss:
             for i, aux in enumerate(outputs.get("aux_outputs", [])):
+                aux = _float_outputs(aux)
                 aux_indices = self.matcher(aux, targets)
                 l_dict = self._layer_losses(aux, targets, aux_indices, num_interactions, pseudo, log=False)
                 losses.update({f"{k}_{i}": v for k, v in l_dict.items()})
@@ -326,11 +336,12 @@ class TaggerCriterion(_WeightedLossMixin, nn.Module):
         return losses
 
     def forward(self, outputs: Dict, targets: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-        last = {k: v for k, v in outputs.items() if k != "aux_outputs"}
+        last = _float_outputs(outputs)
         num_interactions = num_interactions_across_processes(targets, outputs["pred_verb_logits"].device)
         losses = self.layer_losses(last, targets, num_interactions, log=True)
         if self.aux_loss:
             for i, aux in enumerate(outputs.get("aux_outputs", [])):
-                l_dict = self.layer_losses(aux, targets, num_interactions, log=False)
+                # the official code logs the class errors of aux layers too
+                l_dict = self.layer_losses(_float_outputs(aux), targets, num_interactions, log=True)
                 losses.update({f"{k}_{i}": v for k, v in l_dict.items()})
         return losses

@@ -78,10 +78,11 @@ class HungarianMatcherHOI(nn.Module):
             dict of (N*Q, sum P_i) tensors: ``obj_class``, ``sub_class`` (if used), ``verb_class``,
             ``bbox``, ``sub_bbox``, ``obj_bbox``, ``giou``, ``sub_giou``, ``obj_giou``.
         """
-        out_obj_prob = outputs["pred_obj_logits"].flatten(0, 1).softmax(-1)
-        out_verb_prob = outputs["pred_verb_logits"].flatten(0, 1).sigmoid()
-        out_sub_box = outputs["pred_sub_boxes"].flatten(0, 1)
-        out_obj_box = outputs["pred_obj_boxes"].flatten(0, 1)
+        # float32 whatever the model's precision (AMP): the costs are cheap and fp16 would round them.
+        out_obj_prob = outputs["pred_obj_logits"].flatten(0, 1).float().softmax(-1)
+        out_verb_prob = outputs["pred_verb_logits"].flatten(0, 1).float().sigmoid()
+        out_sub_box = outputs["pred_sub_boxes"].flatten(0, 1).float()
+        out_obj_box = outputs["pred_obj_boxes"].flatten(0, 1).float()
         num_rel = out_verb_prob.shape[-1]
         for i, t in enumerate(targets):
             if t["verb_labels"].shape[-1] != num_rel:
@@ -97,7 +98,7 @@ class HungarianMatcherHOI(nn.Module):
 
         costs = {"obj_class": -out_obj_prob[:, tgt_obj_labels]}
         if self.subject_class:
-            out_sub_prob = outputs["pred_sub_logits"].flatten(0, 1).softmax(-1)
+            out_sub_prob = outputs["pred_sub_logits"].flatten(0, 1).float().softmax(-1)
             tgt_sub_labels = torch.cat([t["sub_labels"] for t in targets])
             costs["sub_class"] = -out_sub_prob[:, tgt_sub_labels]
 
@@ -149,7 +150,7 @@ class HungarianMatcherHOI(nn.Module):
         empty = torch.empty(0, dtype=torch.int64)
         if sum(sizes) == 0:
             return [(empty, empty) for _ in targets]
-        cost = self.cost_matrix(outputs, targets).view(n, q, -1).float().cpu()
+        cost = self.cost_matrix(outputs, targets).view(n, q, -1).cpu()
         if not torch.isfinite(cost).all():
             raise FloatingPointError("HungarianMatcherHOI: the cost matrix has NaN or Inf (diverged predictions?)")
         indices = []

@@ -369,7 +369,20 @@ def test_tagger_criterion_by_hand():
     assert losses["loss_obj_bbox"].item() == pytest.approx(
         (out["pred_obj_boxes"][0, 0] - tgt["obj_boxes"][0]).abs().sum().item() / (1 + 1e-4), rel=1e-5
     )
-    assert "loss_verb_ce_0" in losses and "obj_class_error_0" not in losses
+    assert "loss_verb_ce_0" in losses and "obj_class_error_0" in losses
     sum(crit.weighted_losses(losses).values()).backward()
     assert out["pred_verb_logits"].grad[0, 2].abs().sum() == 0  # query 2 has no pair
     assert out["pred_verb_logits"].grad[0, :2].abs().sum() > 0
+
+
+def test_half_precision_outputs_are_computed_in_float32():
+    out = _outputs(grad=False)
+    with torch.no_grad():
+        out["pred_verb_logits"][0, 0, 0] = 30.0  # sigmoid == 1 in half precision
+    half = {k: v.to(torch.bfloat16) for k, v in out.items()}
+    ref = {k: v.float() for k, v in half.items()}
+    crit = SetCriterionHOI(use_rql=True)
+    got, exp = crit(half, [_target()]), crit(ref, [_target()])
+    for k in exp:
+        assert torch.isfinite(got[k]) and got[k].dtype == torch.float32
+        assert got[k].item() == pytest.approx(exp[k].item(), rel=1e-6), k
