@@ -15,7 +15,7 @@ from rlipv2.modeling.losses import (
     relational_pseudo_labels,
     relational_quality_scores,
 )
-from rlipv2.modeling.targets import build_batch_pair_targets, build_pair_targets
+from rlipv2.modeling.targets import build_batch_pair_targets, build_pair_targets, pair_targets_from_label_sequence
 
 L = math.log
 
@@ -145,6 +145,23 @@ def test_build_pair_targets_groups_pairs():
             6,
             4,
         )
+
+
+def test_pair_targets_from_label_sequence():
+    from types import SimpleNamespace
+
+    # contract 3: texts = objects + ["no objects"] + relations; targets re-indexed into the sequence
+    seq = SimpleNamespace(
+        texts=["person", "cup", "dog", "no objects", "hold", "ride"],
+        num_object_labels=3,
+        targets=[{"labels": torch.tensor([0, 2, 1]), "relations": torch.tensor([[0, 1, 1], [0, 1, 0], [0, -1, 1]])}],
+    )
+    batch = [{"instances": _instances(), "relations": torch.tensor([[0, 1, 7], [0, 1, 9], [0, -1, 8]])}]
+    (t,) = pair_targets_from_label_sequence(batch, seq)
+    assert t["verb_labels"].tolist() == [[1, 1], [0, 1]]
+    assert t["sub_labels"].tolist() == [0, 0] and t["obj_labels"].tolist() == [2, 3]
+    with pytest.raises(ValueError, match="label-sequence targets"):
+        pair_targets_from_label_sequence(batch * 2, seq)
 
 
 # ---------------------------------------------------------------- criterion
