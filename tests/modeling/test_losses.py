@@ -403,3 +403,31 @@ def test_half_precision_outputs_are_computed_in_float32():
     for k in exp:
         assert torch.isfinite(got[k]) and got[k].dtype == torch.float32
         assert got[k].item() == pytest.approx(exp[k].item(), rel=1e-6), k
+
+
+def _dist_worker(rank, store, out_dir):
+    import torch.distributed as dist
+
+    from rlipv2.modeling.criterion import num_interactions_across_processes
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        p = 1 if rank == 0 else 4  # (1 + 4) / 2 = 2.5 pairs per process
+        targets = [{"obj_labels": torch.zeros(p, dtype=torch.int64)}]
+        value = num_interactions_across_processes(targets, torch.device("cpu"))
+        (out_dir / f"rank{rank}.txt").write_text(str(value))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_num_interactions_single_process():
+    from rlipv2.modeling.criterion import num_interactions_across_processes
+
+    assert num_interactions_across_processes([_target(), _target()], torch.device("cpu")) == 2.0
+    assert num_interactions_across_processes([{"obj_labels": torch.zeros(0)}], torch.device("cpu")) == 1.0  # clamp
+
+
+@pytest.mark.slow
+def test_num_interactions_all_reduced_across_processes(tmp_path):
+    torch.multiprocessing.spawn(_dist_worker, args=(tmp_path / "store", tmp_path), nprocs=2, join=True)
+    assert [float((tmp_path / f"rank{r}.txt").read_text()) for r in range(2)] == [2.5, 2.5]
