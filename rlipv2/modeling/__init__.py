@@ -2,7 +2,7 @@
 from .criterion import DEFAULT_LOSS_WEIGHTS, SetCriterionHOI, TaggerCriterion
 from .matcher import HungarianMatcherHOI
 from .postprocess import HOIPostProcessor, SGGPostProcessor
-from .targets import build_batch_pair_targets, build_pair_targets, pair_targets_from_label_sequence
+from .targets import build_batch_pair_targets, build_pair_targets
 
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
@@ -13,5 +13,4 @@ __all__ = [
     "SGGPostProcessor",
     "build_pair_targets",
     "build_batch_pair_targets",
-    "pair_targets_from_label_sequence",
 ]
