@@ -336,6 +336,8 @@ def test_rpl_targets_in_criterion():
     s = relational_quality_scores(src_sub, src_obj, tgt["sub_boxes"], tgt["obj_boxes"])
     assert target[0, 1].tolist() == pytest.approx([s.item(), 2 / 3 * s.item(), 0.0], abs=1e-4)
     assert target[0, 0].abs().sum() == 0 and target[0, 2].abs().sum() == 0
+    batched = dict(out, text_embeddings_prefusion=emb[None].expand(2, -1, -1))
+    assert crit.pseudo_labels(batched, [tgt])[0].tolist() == pseudo[0].tolist()
     crit(out, [tgt])["loss_verb_ce"].backward()
     assert emb.grad is None  # targets are constants by default
     faithful = SetCriterionHOI(use_rql=True, use_rpl=True, rpl_target_grad=True)
