@@ -119,13 +119,15 @@ class PseudoLabelPipeline:
     def _shard_images(self, shard: int) -> list[ImageRecord]:
         return [ImageRecord.from_json(d) for d in read_shard(self.cfg.output_dir, "index", shard)["data"]]
 
-    def _pending(self, stage: str) -> list[int]:
+    def _pending(self, stage: str, all_shards: bool = False) -> list[int]:
+        """This rank's shards (all shards with ``all_shards``) whose ``stage`` file is not complete yet."""
         sizes = self.meta["shard_num_images"]
+        mine = list(range(self.num_shards)) if all_shards else self.my_shards()
         todo = []
-        for i in self.my_shards():
+        for i in mine:
             if self.cfg.overwrite or not is_shard_complete(self.cfg.output_dir, stage, i, sizes[i]):
                 todo.append(i)
-        skipped = len(self.my_shards()) - len(todo)
+        skipped = len(mine) - len(todo)
         if skipped:
             logger.info("[rank %d] %s: skipping %d finished shard(s)", self.rank, stage, skipped)
         return todo
@@ -137,7 +139,8 @@ class PseudoLabelPipeline:
 
     def _write_shard(self, stage: str, shard: int, data, issues: IssueLog, stats: dict | None = None) -> None:
         meta = {"stage": stage, "shard": shard, "num_images": self.meta["shard_num_images"][shard],
-                "complete": True, "stats": stats or {}, **issues.to_meta()}
+                "complete": True, "rank": self.rank, "world_size": self.world_size, "stats": stats or {},
+                **issues.to_meta()}
         atomic_write_json(shard_path(self.cfg.output_dir, stage, shard), {"meta": meta, "data": data})
 
     # ------------------------------------------------------------------ index
@@ -225,7 +228,7 @@ class PseudoLabelPipeline:
 
     def _captions_from_json(self) -> None:
         cfg = self.cfg
-        todo = self._pending("captions")
+        todo = self._pending("captions", all_shards=True)
         if not todo:
             return
         captions = load_captions_json(cfg.captions_json)
