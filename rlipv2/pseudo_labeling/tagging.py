@@ -104,14 +104,16 @@ class ModuleRelationTagger(RelationTagger):
         module: the tagger network; put in eval mode and moved to ``device``.
         device: where inputs are sent.
         min_size, max_size: test-time resize (shortest edge, longest-edge cap), 800/1333 as in RLIPv2.
+        forward_method: the module method that implements the contract (``forward`` or e.g. ``tag``).
     """
 
     def __init__(self, module: nn.Module, device: str | torch.device = "cpu", min_size: int = 800,
-                 max_size: int = 1333):
+                 max_size: int = 1333, forward_method: str = "forward"):
         self.module = module.eval().to(device)
         self.device = torch.device(device)
         self.min_size = min_size
         self.max_size = max_size
+        self._forward = module if forward_method == "forward" else getattr(module, forward_method)
 
     @torch.no_grad()
     def tag(self, image, boxes, box_labels, object_texts, group_pairs, relation_texts):
@@ -133,7 +135,7 @@ class ModuleRelationTagger(RelationTagger):
                 "obj_labels": box_labels[pairs[:, 1]].long().to(self.device),
                 "texts": texts, "num_object_texts": len(object_texts) + 1,
             })
-        logits = self.module(batched)
+        logits = self._forward(batched)
         out = []
         for lg, pairs in zip(logits, group_pairs):
             lg = lg.float().sigmoid().cpu()
@@ -196,6 +198,35 @@ class RandomTagger(ModuleRelationTagger):
 
     def __init__(self, device: str = "cpu", seed: int = 0, min_size: int = 64, max_size: int = 128, **_):
         super().__init__(RandomRelationTagger(seed=seed), device=device, min_size=min_size, max_size=max_size)
+
+
+@RELATION_TAGGER_REGISTRY.register()
+class LazyConfigTagger(ModuleRelationTagger):
+    """A tagger network built from a LazyConfig file (``cfg.model``) and a checkpoint.
+
+    This is how a trained R-Tagger is used: ``--tagger LazyConfigTagger --tagger-config <config.py>
+    --tagger-weights <checkpoint.pth> [--tagger-opt forward_method=tag]``. The instantiated model (or its
+    ``forward_method``) must follow the module forward contract in this module's docstring.
+
+    Args:
+        config_file: LazyConfig file whose ``model`` node builds the tagger.
+        weights: checkpoint loaded with Detectron2's ``DetectionCheckpointer`` (None: keep the initial weights).
+        overrides: ``["key=value", ...]`` applied to the config before instantiation.
+    """
+
+    def __init__(self, config_file: str, weights: str | None = None, device: str = "cpu",
+                 overrides: Sequence[str] = (), min_size: int = 800, max_size: int = 1333,
+                 forward_method: str = "forward"):
+        from detectron2.checkpoint import DetectionCheckpointer
+        from detectron2.config import LazyConfig, instantiate
+
+        cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), list(overrides))
+        if "model" not in cfg:
+            raise ValueError(f"{config_file}: the tagger config has no 'model' node")
+        model = instantiate(cfg.model)
+        if weights:
+            DetectionCheckpointer(model).load(weights)
+        super().__init__(model, device=device, min_size=min_size, max_size=max_size, forward_method=forward_method)
 
 
 def build_relation_tagger(name: str, **kwargs) -> RelationTagger:

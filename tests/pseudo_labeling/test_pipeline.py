@@ -174,3 +174,58 @@ def test_cli_two_gloo_ranks(tiny_coco, tmp_path):
         ranks = [json.loads(open(shard_path(str(out), stage, i)).read())["meta"]["rank"] for i in range(3)]
         assert ranks == [0, 1, 0], (stage, ranks)  # shard i goes to rank i % world_size
     assert (out / "pseudo_relations.json").read_text() == (single / "pseudo_relations.json").read_text()
+
+
+def test_synthetic_world_with_template_captions(tiny_coco, tmp_path):
+    """Captions generated from known relations; pseudo relations come from their pairs and texts.
+
+    A pair is scored against all relation texts of its group (official semantics), so (horse, riding,
+    person) can appear: the tagger, not the matcher, decides which text fits which pair.
+    """
+    from rlipv2.pseudo_labeling.captions import TemplateCaptioner
+
+    known = {1: [["man", "riding", "horse"], ["horse", "next to", "woman"]], 2: [["person", "holding", "cup"]],
+             5: [["person", "near", "dog"]]}  # no dog box in image 5: dropped by the triplet filter
+    cfg = _cfg(tiny_coco, tmp_path, captioner="TemplateCaptioner")
+    cfg.captions_json = None
+    p = PseudoLabelPipeline(cfg, captioner=TemplateCaptioner(known), tagger=CountingTagger(), rank=0,
+                            world_size=1, barrier=lambda: None)
+    summary = p.run()
+    caps = json.loads(open(shard_path(str(tmp_path), "captions", 0)).read())["data"]
+    assert caps["1"] == ["a man riding a horse.", "a horse next to a woman."]
+    data = json.loads((tmp_path / "pseudo_relations.json").read_text())
+    names = {o["object_id"]: o["names"] for e in data for o in e["objects"]}
+    triplets = {(names[r["subject_id"]], r["predicate"], names[r["object_id"]]) for e in data
+                for r in e["relationships"]}
+    assert ("person", "riding", "horse") in triplets or ("horse", "next to", "person") in triplets
+    assert {(s, o) for s, _, o in triplets} <= {("person", "horse"), ("horse", "person"), ("person", "cup")}
+    assert {p for _, p, _ in triplets} <= {"riding", "next to", "holding"}
+    assert summary["stages"]["match"]["kept_relations"] == 3
+    assert summary["issues"]["image_without_captions"] == 2  # images 3 and 4 have no known relation
+
+
+class ColourCaptioner:
+    """A captioner that needs the pixels (like BLIP)."""
+
+    needs_images = True
+    batch_size = 2
+
+    def caption(self, images, records):
+        return [[f"a man riding a horse {'reddish' if im.getpixel((0, 0))[0] > 100 else 'blue'}."]
+                for im in images]
+
+
+def test_generated_captions_count_missing_images(tiny_coco, tmp_path):
+    cfg = _cfg(tiny_coco, tmp_path, captioner="x")
+    cfg.captions_json = None
+    p = PseudoLabelPipeline(cfg, captioner=ColourCaptioner(), tagger=CountingTagger(), rank=0, world_size=1,
+                            barrier=lambda: None)
+    summary = p.run(["captions", "parse"])
+    assert summary is None
+    caps = {}
+    for i in range(3):
+        caps.update(json.loads(open(shard_path(str(tmp_path), "captions", i)).read())["data"])
+    assert set(caps) == {"1", "2", "3", "5"}  # image 4's JPEG is missing
+    assert caps["3"] == ["a man riding a horse reddish."]
+    meta = json.loads(open(shard_path(str(tmp_path), "captions", 1)).read())["meta"]
+    assert meta["issues"] == {"image_file_unreadable": 1}

@@ -106,3 +106,21 @@ def test_random_relation_tagger_module_contract():
          "num_object_texts": 3, "height": 48, "width": 64}
     (out,) = m([x])
     assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+def test_lazy_config_tagger_loads_config_and_weights(tmp_path):
+    cfg = tmp_path / "tagger_cfg.py"
+    cfg.write_text(
+        "from detectron2.config import LazyCall as L\n"
+        "from rlipv2.pseudo_labeling.tagging import RandomRelationTagger\n"
+        "model = L(RandomRelationTagger)(dim=32, seed=0)\n")
+    trained = RandomRelationTagger(seed=5)
+    ckpt = tmp_path / "tagger.pth"
+    torch.save({"model": trained.state_dict()}, ckpt)
+    pairs = [torch.tensor([[0, 1], [2, 1]])]
+    t = build_relation_tagger("LazyConfigTagger", config_file=str(cfg), weights=str(ckpt), min_size=64)
+    expected = ModuleRelationTagger(trained, min_size=64).tag(_image(), BOXES, LABELS, OBJ_TEXTS, pairs, ["ride"])
+    got = t.tag(_image(), BOXES, LABELS, OBJ_TEXTS, pairs, ["ride"])
+    assert torch.allclose(got[0], expected[0])
+    untrained = build_relation_tagger("LazyConfigTagger", config_file=str(cfg), min_size=64)
+    assert not torch.allclose(untrained.tag(_image(), BOXES, LABELS, OBJ_TEXTS, pairs, ["ride"])[0], expected[0])
