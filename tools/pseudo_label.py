@@ -55,6 +55,8 @@ def get_parser() -> argparse.ArgumentParser:
     io.add_argument("--stages", default="all",
                     help="comma list of captions,parse,match,tag,write,merge, or 'all'")
     io.add_argument("--shard-size", type=int, default=1000, help="images per shard")
+    io.add_argument("--drop-images-without-relations", action="store_true",
+                    help="leave images without any tagged relation out of the final file (default: keep them)")
     io.add_argument("--overwrite", action="store_true", help="redo finished shards instead of skipping them")
     io.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     io.add_argument("--num-workers", type=int, default=2, help="image-loading workers per rank (tag stage)")
@@ -126,6 +128,7 @@ def build_config(args):
         groups_per_batch=args.groups_per_batch, group_size=args.group_size, shard_size=args.shard_size,
         dataset_name=args.dataset_name, data_split=args.data_split,
         image_id_to_filepath=args.image_id_to_filepath, final_name=args.final_name,
+        keep_images_without_relations=not args.drop_images_without_relations,
         num_workers=args.num_workers, overwrite=args.overwrite, progress=not args.no_progress,
     )
 

@@ -150,15 +150,24 @@ class PseudoLabelPipeline:
         if self.rank == 0:
             existing = read_json(meta_path, "index meta file") if os.path.isfile(meta_path) else None
             if existing is not None and not self.cfg.overwrite:
-                if existing["shard_size"] != self.cfg.shard_size:
-                    raise ValueError(
-                        f"{meta_path} was built with --shard-size {existing['shard_size']}, not "
-                        f"{self.cfg.shard_size}; use the same shard size to resume, or another --output-dir"
-                    )
+                self._check_index_matches(existing, meta_path)
             else:
                 self._build_index_files(meta_path)
         self.barrier()
         self._meta = None
+
+    def _check_index_matches(self, existing: dict, meta_path: str) -> None:
+        """Refuse to resume an output directory made from other settings (its shards would not fit)."""
+        cfg = self.cfg
+        checks = [("shard_size", cfg.shard_size, "--shard-size"), ("paraphrases", cfg.paraphrases, "--paraphrases"),
+                  ("paraphrase_match", cfg.paraphrase_match, "--paraphrase-match"),
+                  ("detection_json", os.path.abspath(cfg.detection_json), "--detection-json")]
+        for key, value, flag in checks:
+            if existing.get(key) != value:
+                raise ValueError(
+                    f"{meta_path} was built with {flag} {existing.get(key)!r}, not {value!r}; use the same "
+                    "settings to resume, another --output-dir, or --overwrite"
+                )
 
     def _build_index_files(self, meta_path: str) -> None:
         cfg = self.cfg
@@ -177,7 +186,8 @@ class PseudoLabelPipeline:
         meta = {
             "detection_json": os.path.abspath(cfg.detection_json), "num_images": n, "shard_size": cfg.shard_size,
             "num_shards": num_shards, "shard_num_images": sizes, "categories": det.categories,
-            "vocabulary": vocab.to_json(), "paraphrases": cfg.paraphrases, **det.issues.to_meta(),
+            "vocabulary": vocab.to_json(), "paraphrases": cfg.paraphrases,
+            "paraphrase_match": cfg.paraphrase_match, **det.issues.to_meta(),
         }
         atomic_write_json(meta_path, meta)
 

@@ -28,8 +28,9 @@ class CountingTagger(ModuleRelationTagger):
 
 
 def _cfg(d, out, **kw):
+    kw.setdefault("shard_size", 2)
     return PipelineConfig(detection_json=d["detection_json"], image_root=d["image_root"],
-                          captions_json=d["captions_json"], output_dir=str(out), shard_size=2, num_workers=0,
+                          captions_json=d["captions_json"], output_dir=str(out), num_workers=0,
                           dataset_name="coco2017", data_split="train2017", progress=False, **kw)
 
 
@@ -140,9 +141,9 @@ def test_stages_run_separately(tiny_coco, tmp_path):
 def test_shard_size_change_is_refused(tiny_coco, tmp_path):
     _run(tiny_coco, tmp_path, stages=["captions"])
     with pytest.raises(ValueError, match="shard-size 2"):
-        p = PseudoLabelPipeline(_cfg(tiny_coco, tmp_path), rank=0, world_size=1, barrier=lambda: None)
-        p.cfg.shard_size = 3
-        p.run(["captions"])
+        _run(tiny_coco, tmp_path, stages=["captions"], shard_size=3)
+    with pytest.raises(ValueError, match="--paraphrases 'coco'"):
+        _run(tiny_coco, tmp_path, stages=["captions"], paraphrases="o365")
 
 
 def _cli(tiny_coco, out, *extra, timeout=300):
@@ -160,6 +161,10 @@ def test_cli_single_process(tiny_coco, tmp_path):
     assert "Pseudo-label summary" in r.stdout and "empty_caption=1" in r.stdout
     data = json.loads((tmp_path / "out" / "pseudo_relations.json").read_text())
     assert len(data) == 5 and "data_split" not in data[0]
+    r = _cli(tiny_coco, tmp_path / "out", "--stages", "write,merge", "--overwrite", "--drop-images-without-relations")
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads((tmp_path / "out" / "pseudo_relations.json").read_text())
+    assert [e["image_id"] for e in data] == [1, 2, 3]
 
 
 @pytest.mark.slow
