@@ -62,8 +62,9 @@ def shard_path(output_dir: str, stage: str, shard: int) -> str:
     return os.path.join(output_dir, stage, f"shard_{shard:05d}.json")
 
 
-def read_shard(output_dir: str, stage: str, shard: int) -> dict:
-    """Read a complete shard file; raise a clear error if it is missing or incomplete."""
+def read_shard(output_dir: str, stage: str, shard: int, expect: dict | None = None) -> dict:
+    """Read a complete shard file; raise a clear error if it is missing, incomplete, or its ``meta``
+    differs from ``expect`` (e.g. ``{"num_images": 1000, "images_crc": ...}``: made from another index)."""
     path = shard_path(output_dir, stage, shard)
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -72,20 +73,27 @@ def read_shard(output_dir: str, stage: str, shard: int) -> dict:
     content = read_json(path, f"shard file of stage '{stage}'")
     if not is_shard_content_complete(content):
         raise ValueError(f"shard file {path} is incomplete (meta.complete is not true); re-run stage '{stage}'")
+    for key, value in (expect or {}).items():
+        if content["meta"].get(key) != value:
+            raise ValueError(
+                f"shard file {path} has meta.{key} = {content['meta'].get(key)!r}, expected {value!r}: it was made "
+                f"from another index; re-run stage '{stage}' with --overwrite"
+            )
     return content
 
 
-def is_shard_content_complete(content: Any, num_images: int | None = None) -> bool:
+def is_shard_content_complete(content: Any, expect: dict | None = None) -> bool:
+    """True for a parsed shard file marked complete whose ``meta`` agrees with ``expect``."""
     if not isinstance(content, dict) or not isinstance(content.get("meta"), dict) or "data" not in content:
         return False
     meta = content["meta"]
     if meta.get("complete") is not True:
         return False
-    return num_images is None or meta.get("num_images") == num_images
+    return all(meta.get(k) == v for k, v in (expect or {}).items())
 
 
-def is_shard_complete(output_dir: str, stage: str, shard: int, num_images: int | None = None) -> bool:
-    """True if the shard file exists, parses and is marked complete (for ``num_images`` images if given)."""
+def is_shard_complete(output_dir: str, stage: str, shard: int, expect: dict | None = None) -> bool:
+    """True if the shard file exists, parses, is marked complete and its ``meta`` agrees with ``expect``."""
     path = shard_path(output_dir, stage, shard)
     if not os.path.isfile(path):
         return False
@@ -94,7 +102,7 @@ def is_shard_complete(output_dir: str, stage: str, shard: int, num_images: int |
             content = json.load(f)
     except (OSError, json.JSONDecodeError):
         return False
-    return is_shard_content_complete(content, num_images)
+    return is_shard_content_complete(content, expect)
 
 
 class IssueLog:

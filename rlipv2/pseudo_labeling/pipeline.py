@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -119,13 +120,20 @@ class PseudoLabelPipeline:
     def _shard_images(self, shard: int) -> list[ImageRecord]:
         return [ImageRecord.from_json(d) for d in read_shard(self.cfg.output_dir, "index", shard)["data"]]
 
+    def _read_prev(self, stage: str, shard: int) -> dict:
+        """Read a finished shard of an earlier stage, checking that it covers this index shard."""
+        return read_shard(self.cfg.output_dir, stage, shard, self._expect(shard))
+
+    def _expect(self, shard: int) -> dict:
+        """Meta values every stage file of ``shard`` must carry (same images as the index shard)."""
+        return {"num_images": self.meta["shard_num_images"][shard], "images_crc": self.meta["shard_crc"][shard]}
+
     def _pending(self, stage: str, all_shards: bool = False) -> list[int]:
         """This rank's shards (all shards with ``all_shards``) whose ``stage`` file is not complete yet."""
-        sizes = self.meta["shard_num_images"]
         mine = list(range(self.num_shards)) if all_shards else self.my_shards()
         todo = []
         for i in mine:
-            if self.cfg.overwrite or not is_shard_complete(self.cfg.output_dir, stage, i, sizes[i]):
+            if self.cfg.overwrite or not is_shard_complete(self.cfg.output_dir, stage, i, self._expect(i)):
                 todo.append(i)
         skipped = len(mine) - len(todo)
         if skipped:
@@ -138,8 +146,8 @@ class PseudoLabelPipeline:
                     position=self.rank if self.world_size > 1 else None, dynamic_ncols=True, mininterval=1.0)
 
     def _write_shard(self, stage: str, shard: int, data, issues: IssueLog, stats: dict | None = None) -> None:
-        meta = {"stage": stage, "shard": shard, "num_images": self.meta["shard_num_images"][shard],
-                "complete": True, "rank": self.rank, "world_size": self.world_size, "stats": stats or {},
+        meta = {"stage": stage, "shard": shard, **self._expect(shard), "complete": True, "rank": self.rank,
+                "world_size": self.world_size, "stats": stats or {},
                 **issues.to_meta()}
         atomic_write_json(shard_path(self.cfg.output_dir, stage, shard), {"meta": meta, "data": data})
 
@@ -176,16 +184,17 @@ class PseudoLabelPipeline:
         vocab.report_missing(det.issues, det.categories)
         n = len(det.images)
         num_shards = max(1, (n + cfg.shard_size - 1) // cfg.shard_size)
-        sizes = []
+        sizes, crcs = [], []
         for s in range(num_shards):
             chunk = det.images[s * cfg.shard_size:(s + 1) * cfg.shard_size]
             sizes.append(len(chunk))
+            crcs.append(zlib.crc32("\n".join(image_key(r.image_id) for r in chunk).encode()))
             atomic_write_json(shard_path(cfg.output_dir, "index", s),
                               {"meta": {"stage": "index", "shard": s, "num_images": len(chunk), "complete": True},
                                "data": [r.to_json() for r in chunk]})
         meta = {
             "detection_json": os.path.abspath(cfg.detection_json), "num_images": n, "shard_size": cfg.shard_size,
-            "num_shards": num_shards, "shard_num_images": sizes, "categories": det.categories,
+            "num_shards": num_shards, "shard_num_images": sizes, "shard_crc": crcs, "categories": det.categories,
             "vocabulary": vocab.to_json(), "paraphrases": cfg.paraphrases,
             "paraphrase_match": cfg.paraphrase_match, **det.issues.to_meta(),
         }
@@ -297,7 +306,7 @@ class PseudoLabelPipeline:
         parser = get_parser(self.cfg.spacy_model)
         bar = self._bar("parse", todo)
         for shard in todo:
-            caps = read_shard(self.cfg.output_dir, "captions", shard)["data"]
+            caps = self._read_prev("captions", shard)["data"]
             issues = IssueLog()
             cache: dict[str, dict] = {}
             out = {}
@@ -327,7 +336,7 @@ class PseudoLabelPipeline:
         cfg = self.cfg
         bar = self._bar("match", todo)
         for shard in todo:
-            parsed = read_shard(cfg.output_dir, "parse", shard)["data"]
+            parsed = self._read_prev("parse", shard)["data"]
             issues = IssueLog()
             stats = {"parsed_relations": 0, "kept_relations": 0, "unique_triplets": 0, "candidate_pairs": 0,
                      "groups": 0, "images_with_candidates": 0, "images_without_boxes": 0}
@@ -369,7 +378,7 @@ class PseudoLabelPipeline:
         id_to_index = vocab.id_to_index
         bar = self._bar("tag", todo)
         for shard in todo:
-            groups = read_shard(cfg.output_dir, "match", shard)["data"]
+            groups = self._read_prev("match", shard)["data"]
             images = self._shard_images(shard)
             issues = IssueLog()
             out = {image_key(r.image_id): [] for r in images}
@@ -407,7 +416,7 @@ class PseudoLabelPipeline:
         id_to_index = self.vocab.id_to_index
         bar = self._bar("write", todo) if todo else None
         for shard in todo:
-            tagged = read_shard(cfg.output_dir, "tag", shard)["data"]
+            tagged = self._read_prev("tag", shard)["data"]
             issues = IssueLog()
             entries = []
             next_obj, next_rel = cfg.start_object_id, cfg.start_relationship_id
@@ -434,7 +443,7 @@ class PseudoLabelPipeline:
             return None
         cfg = self.cfg
         missing = [i for i in range(self.num_shards)
-                   if not is_shard_complete(cfg.output_dir, "write", i, self.meta["shard_num_images"][i])]
+                   if not is_shard_complete(cfg.output_dir, "write", i, self._expect(i))]
         if missing:
             raise RuntimeError(f"cannot merge: write shards {missing[:10]} (of {len(missing)}) are not finished; "
                                "run the earlier stages first")
@@ -442,7 +451,7 @@ class PseudoLabelPipeline:
 
         def entries():
             for i in tqdm(range(self.num_shards), desc="merge", unit="shard", disable=not cfg.progress):
-                yield read_shard(cfg.output_dir, "write", i)["data"]
+                yield self._read_prev("write", i)["data"]
 
         out_stats = merge_shards(entries(), final, cfg.start_object_id, cfg.start_relationship_id)
         summary = self.collect_summary(out_stats)

@@ -234,3 +234,13 @@ def test_generated_captions_count_missing_images(tiny_coco, tmp_path):
     assert caps["3"] == ["a man riding a horse reddish."]
     meta = json.loads(open(shard_path(str(tmp_path), "captions", 1)).read())["meta"]
     assert meta["issues"] == {"image_file_unreadable": 1}
+
+
+def test_stage_files_from_another_index_are_not_mixed(tiny_coco, tmp_path):
+    _run(tiny_coco, tmp_path)  # shards of 2 images
+    _run(tiny_coco, tmp_path, stages=["captions"], shard_size=3, overwrite=True)  # new index: shards of 3
+    p, _ = _run(tiny_coco, tmp_path, stages=["parse"], shard_size=3)  # old parse shards are redone, not reused
+    parsed = json.loads(open(shard_path(str(tmp_path), "parse", 0)).read())
+    assert parsed["meta"]["num_images"] == 3 and set(parsed["data"]) == {"1", "2", "3"}
+    with pytest.raises(ValueError, match="made from another index"):
+        _run(tiny_coco, tmp_path, stages=["tag"], shard_size=3)  # match shards still belong to the old index

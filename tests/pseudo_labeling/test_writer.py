@@ -56,8 +56,8 @@ def test_atomic_shard_write_and_completeness(tmp_path):
     p = shard_path(str(tmp_path), "tag", 3)
     assert not is_shard_complete(str(tmp_path), "tag", 3)
     atomic_write_json(p, {"meta": {"complete": True, "num_images": 2}, "data": {}})
-    assert is_shard_complete(str(tmp_path), "tag", 3, num_images=2)
-    assert not is_shard_complete(str(tmp_path), "tag", 3, num_images=5)
+    assert is_shard_complete(str(tmp_path), "tag", 3, {"num_images": 2})
+    assert not is_shard_complete(str(tmp_path), "tag", 3, {"num_images": 5})
     with open(p, "w") as f:
         f.write('{"meta": {"complete": true')  # a truncated file (e.g. from a copy) is not complete
     assert not is_shard_complete(str(tmp_path), "tag", 3)
