@@ -32,7 +32,7 @@ from .captions import Captioner, build_captioner, clean_captions, load_captions_
 from .detection import ImageRecord, image_key, load_detection_json
 from .io import IssueLog, atomic_write_json, is_shard_complete, merge_counters, read_json, read_shard, shard_path
 from .matching import GROUP_SIZE, CategoryVocabulary, build_candidate_pairs, group_candidates, match_image_triplets
-from .parsing import DEFAULT_SPACY_MODEL, CaptionGraph, get_parser, parse_caption
+from .parsing import DEFAULT_SPACY_MODEL, CaptionGraph, get_parser, parse_captions
 from .tagging import GROUPS_PER_BATCH, SCORE_THRESHOLD, RelationTagger, build_relation_tagger, tag_image
 from .writer import START_ID, build_vg_entry, format_summary, merge_shards
 
@@ -298,8 +298,8 @@ class PseudoLabelPipeline:
             return None
 
     # ------------------------------------------------------------------ stage 2
-    def run_parse(self) -> None:
-        """Parse every caption of each shard into entity spans and relations."""
+    def run_parse(self, chunk_images: int = 64) -> None:
+        """Parse every caption of each shard into entity spans and relations (spaCy batched per image chunk)."""
         todo = self._pending("parse")
         if not todo:
             return
@@ -311,17 +311,19 @@ class PseudoLabelPipeline:
             cache: dict[str, dict] = {}
             out = {}
             n_caps = n_rels = 0
-            for r in self._shard_images(shard):
-                k = image_key(r.image_id)
-                graphs = []
-                for c in clean_captions(r.image_id, caps.get(k, []), issues):
-                    if c not in cache:
-                        cache[c] = parse_caption(c, parser).to_json()
-                    graphs.append(cache[c])
-                    n_caps += 1
-                    n_rels += len(cache[c]["relations"])
-                out[k] = graphs
-                bar.update(1)
+            images = self._shard_images(shard)
+            for start in range(0, len(images), chunk_images):
+                chunk = images[start:start + chunk_images]
+                cleaned = {image_key(r.image_id): clean_captions(r.image_id, caps.get(image_key(r.image_id), []),
+                                                                 issues) for r in chunk}
+                new = list(dict.fromkeys(c for cs in cleaned.values() for c in cs if c not in cache))
+                for c, g in zip(new, parse_captions(new, parser)):
+                    cache[c] = g.to_json()
+                for k, cs in cleaned.items():
+                    out[k] = [cache[c] for c in cs]
+                    n_caps += len(cs)
+                    n_rels += sum(len(cache[c]["relations"]) for c in cs)
+                bar.update(len(chunk))
             self._write_shard("parse", shard, out, issues, {"parsed_captions": n_caps, "parsed_relations": n_rels})
         bar.close()
 

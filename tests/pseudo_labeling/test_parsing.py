@@ -51,3 +51,13 @@ def test_parser_is_loaded_once():
 def test_missing_spacy_model_gives_clear_error():
     with pytest.raises(ImportError, match="could not be loaded|not installed"):
         get_parser("no_such_spacy_model_xyz")
+
+
+def test_batched_parsing_equals_one_by_one(parser):
+    from rlipv2.pseudo_labeling.parsing import parse_captions
+
+    caps = ["A man is riding a horse on the beach.", "", "Two Dogs playing with a Frisbee in the park",
+            "a woman holds a cup next to a laptop", "A man is riding a horse on the beach."]
+    batched = parse_captions(caps, parser, batch_size=2)
+    assert [g.to_json() for g in batched] == [parse_caption(c, parser).to_json() for c in caps]
+    assert parser.unwrapped.nlp.__class__.__name__ != "_PreparsedDocs"  # the real pipeline is restored
