@@ -218,32 +218,41 @@ class PseudoLabelPipeline:
         todo = self._pending("captions")
         if not todo:
             return
-        captioner = self._captioner or build_captioner(cfg.captioner, **cfg.captioner_kwargs)
-        self._captioner = captioner
+        if self._captioner is None:
+            self._captioner = build_captioner(cfg.captioner, **_with_device(cfg.captioner_kwargs))
+        captioner = self._captioner
+        bs = max(1, getattr(captioner, "batch_size", 1))
         bar = self._bar("captions", todo)
         for shard in todo:
             issues = IssueLog()
-            out = {}
-            images = self._shard_images(shard)
-            bs = max(1, getattr(captioner, "batch_size", 1))
-            for start in range(0, len(images), bs):
-                recs = images[start:start + bs]
-                pil, ok = [], []
-                for r in recs:
-                    if captioner.needs_images:
-                        img = self._load_pil(r, issues)
-                        if img is None:
-                            continue
-                        pil.append(img)
-                    ok.append(r)
-                caps = captioner.caption(pil if captioner.needs_images else [None] * len(ok), [r.to_json() for r in ok])
-                for r, c in zip(ok, caps):
-                    out[image_key(r.image_id)] = c
-                    if not c:
-                        issues.add("image_without_captions", f"image {r.image_id}")
+            out: dict[str, list[str]] = {}
+            recs, imgs = [], []
+            for r, image, problem in self._image_loader(self._shard_images(shard), captioner.needs_images, True):
+                if image is None and captioner.needs_images:
+                    issues.add("image_file_unreadable", f"image {r.image_id}: {problem}")
+                    bar.update(1)
+                    continue
+                recs.append(r)
+                imgs.append(image)
+                if len(recs) == bs:
+                    self._caption_batch(captioner, recs, imgs, out, issues)
+                    bar.update(len(recs))
+                    recs, imgs = [], []
+            if recs:
+                self._caption_batch(captioner, recs, imgs, out, issues)
                 bar.update(len(recs))
             self._write_shard("captions", shard, out, issues, {"captions": sum(len(v) for v in out.values())})
         bar.close()
+
+    @staticmethod
+    def _caption_batch(captioner: Captioner, recs: list[ImageRecord], imgs: list, out: dict, issues: IssueLog):
+        caps = captioner.caption(imgs, [r.to_json() for r in recs])
+        if len(caps) != len(recs):
+            raise ValueError(f"captioner returned {len(caps)} caption lists for {len(recs)} images")
+        for r, c in zip(recs, caps):
+            out[image_key(r.image_id)] = list(c)
+            if not c:
+                issues.add("image_without_captions", f"image {r.image_id}: the captioner gave no caption")
 
     def _captions_from_json(self) -> None:
         cfg = self.cfg
@@ -286,16 +295,11 @@ class PseudoLabelPipeline:
             rel = r.file_name
         return os.path.join(self.cfg.image_root, rel)
 
-    def _load_pil(self, r: ImageRecord, issues: IssueLog):
-        from PIL import Image
-
-        path = self._image_path(r)
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError) as e:
-            issues.add("image_file_unreadable", f"image {r.image_id}: {path} ({e.__class__.__name__}: {e})")
-            return None
+    def _image_loader(self, records: list[ImageRecord], needs_images: bool, as_pil: bool = False):
+        """Iterate (record, image or None, problem or None), decoding images in ``num_workers`` processes."""
+        paths = [self._image_path(r) for r in records] if needs_images else [None] * len(records)
+        return torch.utils.data.DataLoader(_ImageDataset(records, paths, needs_images, as_pil), batch_size=None,
+                                           num_workers=self.cfg.num_workers if records else 0)
 
     # ------------------------------------------------------------------ stage 2
     def run_parse(self, chunk_images: int = 64) -> None:
@@ -371,10 +375,7 @@ class PseudoLabelPipeline:
             return
         cfg = self.cfg
         if self._tagger is None:
-            kwargs = dict(cfg.tagger_kwargs)
-            if torch.cuda.is_available():
-                kwargs.setdefault("device", f"cuda:{torch.cuda.current_device()}")
-            self._tagger = build_relation_tagger(cfg.tagger, **kwargs)
+            self._tagger = build_relation_tagger(cfg.tagger, **_with_device(cfg.tagger_kwargs))
         tagger = self._tagger
         vocab = self.vocab
         id_to_index = vocab.id_to_index
@@ -386,11 +387,8 @@ class PseudoLabelPipeline:
             out = {image_key(r.image_id): [] for r in images}
             work = [r for r in images if groups.get(image_key(r.image_id))]
             bar.update(len(images) - len(work))
-            loader = torch.utils.data.DataLoader(
-                _ImageDataset(work, self._image_path, getattr(tagger, "needs_images", True)),
-                batch_size=None, num_workers=cfg.num_workers if work else 0)
             n_kept = 0
-            for r, image, problem in loader:
+            for r, image, problem in self._image_loader(work, getattr(tagger, "needs_images", True)):
                 if problem and image is None:
                     issues.add("image_file_unreadable", f"image {r.image_id}: {problem}")
                     bar.update(1)
@@ -509,17 +507,27 @@ class PseudoLabelPipeline:
         return summary
 
 
-class _ImageDataset(torch.utils.data.Dataset):
-    """Loads (record, uint8 (3, H, W) RGB image or None, problem message or None) for the tagging stage.
+def _with_device(kwargs: dict) -> dict:
+    """Add ``device="cuda:<current>"`` to builder kwargs when CUDA is available and none is given."""
+    kwargs = dict(kwargs)
+    if torch.cuda.is_available():
+        kwargs.setdefault("device", f"cuda:{torch.cuda.current_device()}")
+    return kwargs
 
-    A missing/unreadable file gives image None; a size that differs from the detection file's gives the
-    image plus a message (the boxes are in the detection file's coordinates, so the pair is still tagged).
+
+class _ImageDataset(torch.utils.data.Dataset):
+    """Loads (record, image, problem message or None) for the captioning and tagging stages.
+
+    The image is a uint8 (3, H, W) RGB tensor (a PIL RGB image with ``as_pil``), or None when the file is
+    missing or unreadable or when ``needs_images`` is False. A size that differs from the detection
+    file's gives the image plus a message (boxes are in the detection file's coordinates).
     """
 
-    def __init__(self, records: list[ImageRecord], path_fn, needs_images: bool):
+    def __init__(self, records: list[ImageRecord], paths: list[str | None], needs_images: bool, as_pil: bool):
         self.records = records
-        self.path_fn = path_fn
+        self.paths = paths
         self.needs_images = needs_images
+        self.as_pil = as_pil
 
     def __len__(self):
         return len(self.records)
@@ -531,16 +539,18 @@ class _ImageDataset(torch.utils.data.Dataset):
         import numpy as np
         from PIL import Image
 
-        path = self.path_fn(r)
+        path = self.paths[i]
         try:
             with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
+                im = im.convert("RGB")
         except (OSError, ValueError) as e:
             return r, None, f"{path} ({e.__class__.__name__}: {e})"
         warning = None
-        if arr.shape[:2] != (r.height, r.width):
-            warning = f"{path} is {arr.shape[1]}x{arr.shape[0]} but the detection file says {r.width}x{r.height}"
-        return r, torch.from_numpy(arr.copy()).permute(2, 0, 1), warning
+        if (im.height, im.width) != (r.height, r.width):
+            warning = f"{path} is {im.width}x{im.height} but the detection file says {r.width}x{r.height}"
+        if self.as_pil:
+            return r, im, warning
+        return r, torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1), warning
 
 
 def run_pipeline(cfg: PipelineConfig, stages: Sequence[str] = STAGES, **kwargs) -> dict | None:

@@ -29,8 +29,9 @@ class CountingTagger(ModuleRelationTagger):
 
 def _cfg(d, out, **kw):
     kw.setdefault("shard_size", 2)
+    kw.setdefault("num_workers", 0)
     return PipelineConfig(detection_json=d["detection_json"], image_root=d["image_root"],
-                          captions_json=d["captions_json"], output_dir=str(out), num_workers=0,
+                          captions_json=d["captions_json"], output_dir=str(out),
                           dataset_name="coco2017", data_split="train2017", progress=False, **kw)
 
 
@@ -225,7 +226,7 @@ class ColourCaptioner:
 
 
 def test_generated_captions_count_missing_images(tiny_coco, tmp_path):
-    cfg = _cfg(tiny_coco, tmp_path, captioner="x")
+    cfg = _cfg(tiny_coco, tmp_path, captioner="x", num_workers=1)  # images decoded in a worker process
     cfg.captions_json = None
     p = PseudoLabelPipeline(cfg, captioner=ColourCaptioner(), tagger=CountingTagger(), rank=0, world_size=1,
                             barrier=lambda: None)
@@ -248,3 +249,12 @@ def test_stage_files_from_another_index_are_not_mixed(tiny_coco, tmp_path):
     assert parsed["meta"]["num_images"] == 3 and set(parsed["data"]) == {"1", "2", "3"}
     with pytest.raises(ValueError, match="made from another index"):
         _run(tiny_coco, tmp_path, stages=["tag"], shard_size=3)  # match shards still belong to the old index
+
+
+def test_image_size_mismatch_is_reported(tiny_coco, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (10, 10)).save(os.path.join(tiny_coco["image_root"], "000000000002.jpg"))
+    _, summary = _run(tiny_coco, tmp_path)
+    assert summary["issues"]["image_size_mismatch"] == 1
+    assert "10x10" in summary["issue_examples"]["image_size_mismatch"][0]
