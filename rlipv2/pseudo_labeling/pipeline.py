@@ -13,7 +13,10 @@ Layout of ``output_dir``::
 
 Images are split into shards of ``shard_size`` in detection-file order. Each stage processes the
 shards ``i`` with ``i % world_size == rank`` and skips shards whose file is already complete, so any stage
-can be re-run or resumed, on any number of ranks. Stage files carry their bad-input counts in
+can be re-run or resumed, on any number of ranks. Each shard file has a random ``token`` and records the
+``input_token`` of the upstream shard it was made from: when an upstream shard is redone (e.g. ``tag``
+with ``--overwrite`` and another tagger), the downstream shards are redone on the next run instead of
+being reused stale. Stage files carry their bad-input counts in
 ``meta.issues``; the summary adds them up.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -41,6 +45,8 @@ __all__ = ["STAGES", "PipelineConfig", "PseudoLabelPipeline", "run_pipeline"]
 logger = logging.getLogger(__name__)
 
 STAGES = ("captions", "parse", "match", "tag", "write", "merge")
+# the stage whose shard file each stage reads
+UPSTREAM = {"parse": "captions", "match": "parse", "tag": "match", "write": "tag"}
 
 
 @dataclass
@@ -99,6 +105,7 @@ class PseudoLabelPipeline:
         self._captioner = captioner
         self._tagger = tagger
         self._meta = None
+        self._tokens_read: dict[tuple[str, int], str | None] = {}
 
     # ------------------------------------------------------------------ helpers
     def _path(self, *parts) -> str:
@@ -122,7 +129,9 @@ class PseudoLabelPipeline:
 
     def _read_prev(self, stage: str, shard: int) -> dict:
         """Read a finished shard of an earlier stage, checking that it covers this index shard."""
-        return read_shard(self.cfg.output_dir, stage, shard, self._expect(shard))
+        content = read_shard(self.cfg.output_dir, stage, shard, self._expect(shard))
+        self._tokens_read[(stage, shard)] = content["meta"].get("token")
+        return content
 
     def _expect(self, shard: int) -> dict:
         """Meta values every stage file of ``shard`` must carry (same images as the index shard)."""
@@ -135,10 +144,29 @@ class PseudoLabelPipeline:
         for i in mine:
             if self.cfg.overwrite or not is_shard_complete(self.cfg.output_dir, stage, i, self._expect(i)):
                 todo.append(i)
+            elif stage in UPSTREAM and self._upstream_changed(stage, i):
+                logger.info("[rank %d] %s: shard %d is redone because its %s shard changed", self.rank, stage, i,
+                            UPSTREAM[stage])
+                todo.append(i)
         skipped = len(mine) - len(todo)
         if skipped:
             logger.info("[rank %d] %s: skipping %d finished shard(s)", self.rank, stage, skipped)
         return todo
+
+    def _upstream_changed(self, stage: str, shard: int) -> bool:
+        """True if the upstream shard was rewritten after this stage's shard was made from it."""
+        up = self._shard_meta(UPSTREAM[stage], shard)
+        mine = self._shard_meta(stage, shard)
+        return up is not None and mine is not None and mine.get("input_token") != up.get("token")
+
+    def _shard_meta(self, stage: str, shard: int) -> dict | None:
+        path = shard_path(self.cfg.output_dir, stage, shard)
+        if not os.path.isfile(path):
+            return None
+        try:
+            return read_json(path)["meta"]
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def _bar(self, stage: str, shards: Sequence[int]):
         total = sum(self.meta["shard_num_images"][i] for i in shards)
@@ -147,8 +175,9 @@ class PseudoLabelPipeline:
 
     def _write_shard(self, stage: str, shard: int, data, issues: IssueLog, stats: dict | None = None) -> None:
         meta = {"stage": stage, "shard": shard, **self._expect(shard), "complete": True, "rank": self.rank,
-                "world_size": self.world_size, "stats": stats or {},
-                **issues.to_meta()}
+                "world_size": self.world_size, "token": uuid.uuid4().hex,
+                "input_token": self._tokens_read.get((UPSTREAM[stage], shard)) if stage in UPSTREAM else None,
+                "stats": stats or {}, **issues.to_meta()}
         atomic_write_json(shard_path(self.cfg.output_dir, stage, shard), {"meta": meta, "data": data})
 
     # ------------------------------------------------------------------ index

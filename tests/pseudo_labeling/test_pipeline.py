@@ -122,8 +122,9 @@ def test_resume_skips_finished_shards(tiny_coco, tmp_path):
     assert t.calls == 2  # images 1 and 2 of shard 0 (one batch of groups each)
     for (s, i), m in mtimes.items():
         changed = os.stat(shard_path(str(out), s, i)).st_mtime_ns != m
-        assert changed == ((s, i) in {("tag", 0), ("write", 2)}), (s, i)
-    # write shard 0 was complete so it is kept; results are identical anyway (deterministic tagger)
+        # write shard 0 is redone too: its tag shard changed
+        assert changed == ((s, i) in {("tag", 0), ("write", 0), ("write", 2)}), (s, i)
+    # results are identical (deterministic tagger)
     assert (out / "pseudo_relations.json").read_text() == final
 
 
@@ -258,3 +259,18 @@ def test_image_size_mismatch_is_reported(tiny_coco, tmp_path):
     _, summary = _run(tiny_coco, tmp_path)
     assert summary["issues"]["image_size_mismatch"] == 1
     assert "10x10" in summary["issue_examples"]["image_size_mismatch"][0]
+
+
+def test_downstream_shards_are_redone_when_upstream_changes(tiny_coco, tmp_path):
+    _run(tiny_coco, tmp_path)
+    before = json.loads((tmp_path / "pseudo_relations.json").read_text())
+    # re-tag with another (differently seeded) tagger; write/merge must not reuse the old write shards
+    other = ModuleRelationTagger(RandomRelationTagger(seed=7), min_size=64, max_size=128)
+    _run(tiny_coco, tmp_path, stages=["tag"], tagger=other, overwrite=True)
+    _run(tiny_coco, tmp_path, stages=["write", "merge"])
+    after = json.loads((tmp_path / "pseudo_relations.json").read_text())
+    conf = lambda d: [r["confidence"] for e in d for r in e["relationships"]]  # noqa: E731
+    assert conf(after) != conf(before)
+    tag0 = json.loads(open(shard_path(str(tmp_path), "tag", 0)).read())["meta"]
+    write0 = json.loads(open(shard_path(str(tmp_path), "write", 0)).read())["meta"]
+    assert write0["input_token"] == tag0["token"]
