@@ -72,6 +72,8 @@ def get_parser() -> argparse.ArgumentParser:
     cap.add_argument("--min-length", type=int, default=5)
     cap.add_argument("--max-length", type=int, default=20)
     cap.add_argument("--caption-batch-size", type=int, default=8)
+    cap.add_argument("--blip-prompt", default="a picture of ",
+                     help="BLIP text prompt (model_large_caption's); '' generates from BOS alone")
     cap.add_argument("--template-relations", default=None,
                      help="JSON {image_id: [[subject, predicate, object]]} for --captioner TemplateCaptioner")
     cap.add_argument("--captioner-opt", action="append", metavar="KEY=VALUE", help="extra captioner arguments")
@@ -110,7 +112,7 @@ def build_config(args):
         captioner = captioner or "BlipCaptioner"
         cap_kwargs.update(weights_dir=args.blip_weights, num_captions=args.num_captions, top_p=args.top_p,
                           min_length=args.min_length, max_length=args.max_length,
-                          batch_size=args.caption_batch_size)
+                          batch_size=args.caption_batch_size, prompt=args.blip_prompt or None)
     if args.template_relations:
         captioner = captioner or "TemplateCaptioner"
         with open(args.template_relations, encoding="utf-8") as f:

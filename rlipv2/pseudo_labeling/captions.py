@@ -114,9 +114,11 @@ class BlipCaptioner(Captioner):
     ``BlipProcessor.save_pretrained`` write (e.g. a local copy of ``Salesforce/blip-image-captioning-large``,
     the counterpart of BLIP's ``model_large_caption``).
 
-    Decoding follows RLIPv2: nucleus sampling, ``top_p=0.9``, ``num_captions=10`` sequences per image,
-    ``min_length=5``, ``max_length=20`` tokens (transformers' ``generate`` lengths, which count the BOS
-    token as BLIP's own code does).
+    Decoding follows RLIPv2 / BLIP's ``generate(sample=True)``: nucleus sampling, ``top_p=0.9``,
+    ``num_captions=10`` sequences per image, ``min_length=5`` and ``max_length=20`` tokens, repetition
+    penalty 1.1, and the text prompt ``"a picture of "`` that ``model_large_caption`` was fine-tuned with
+    (lengths count the BOS and prompt tokens, as in BLIP; the prompt is removed from the captions).
+    ``prompt=None`` generates from BOS alone.
     """
 
     def __init__(
@@ -128,7 +130,8 @@ class BlipCaptioner(Captioner):
         min_length: int = 5,
         max_length: int = 20,
         batch_size: int = 8,
-        prompt: str | None = None,
+        prompt: str | None = "a picture of ",
+        repetition_penalty: float = 1.1,
         seed: int | None = None,
     ):
         import os
@@ -151,6 +154,7 @@ class BlipCaptioner(Captioner):
         self.max_length = max_length
         self.batch_size = batch_size
         self.prompt = prompt
+        self.repetition_penalty = repetition_penalty
         self.seed = seed
         self._torch = torch
 
@@ -170,10 +174,11 @@ class BlipCaptioner(Captioner):
                 num_return_sequences=self.num_captions,
                 min_length=self.min_length,
                 max_length=self.max_length,
+                repetition_penalty=self.repetition_penalty,
             )
-        texts = self.processor.batch_decode(out, skip_special_tokens=True)
-        if self.prompt:
-            texts = [t[len(self.prompt):].strip() if t.startswith(self.prompt) else t.strip() for t in texts]
+        # generate returns BOS + prompt (the prompt's ids without their final [SEP]) + the new tokens
+        n_prompt = inputs["input_ids"].shape[1] - 1 if self.prompt else 0
+        texts = self.processor.batch_decode(out[:, n_prompt:], skip_special_tokens=True)
         n = self.num_captions
         return [[t.strip() for t in texts[i * n:(i + 1) * n]] for i in range(len(images))]
 

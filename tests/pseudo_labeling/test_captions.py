@@ -68,7 +68,7 @@ def _tiny_blip(d):
         BlipProcessor,
     )
 
-    words = "a man dog riding horse on the beach with cat sitting near".split()
+    words = "a man dog riding horse on the beach with cat sitting near picture of".split()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"] + words
     with open(os.path.join(d, "vocab.txt"), "w") as f:
         f.write("\n".join(vocab))
@@ -103,7 +103,13 @@ def test_blip_captioner_sampling_settings(tmp_path):
     out = c.caption(images, [{}, {}])
     assert len(out) == 2 and all(len(o) == 10 for o in out)
     assert seen["do_sample"] is True and seen["top_p"] == 0.9 and seen["num_return_sequences"] == 10
+    assert seen["repetition_penalty"] == 1.1
+    prompt_ids = tok("a picture of", add_special_tokens=False)["input_ids"]
+    assert seen["input_ids"][0, 1:1 + len(prompt_ids)].tolist() == prompt_ids  # BLIP's caption prompt
     seqs = seen["sequences"]
+    assert bool((seqs[:, 1:1 + len(prompt_ids)] == torch.tensor(prompt_ids)).all())  # generation continues it
+    decoded_rest = [tok.decode(s[1 + len(prompt_ids):], skip_special_tokens=True).strip() for s in seqs]
+    assert out[0] + out[1] == decoded_rest  # the prompt is cut from the captions
     assert seqs.shape[0] == 20 and seqs.shape[1] <= 20  # 10 per image, at most 20 tokens
     lengths = (seqs != tok.pad_token_id).sum(1)
     assert bool((lengths >= 5).all())  # at least 5 tokens each
