@@ -89,6 +89,9 @@ def _checkpointer(cfg, model, save_dir="", **checkpointables):
 
 def do_train(args, cfg):
     """Build model, optimizer, loader, trainer and hooks from ``cfg``; resume or initialise; train."""
+    for key in ("train.max_iter", "train.checkpointer.period"):
+        if _get(cfg, key) is None:
+            raise ValueError(f"{key} is None: set train.dataset_size (images per epoch) or train.max_iter")
     device = resolve_device(_get(cfg, "train.device"))
     model = instantiate(cfg.model)
     logger.info(f"Model:\n{model}")

@@ -70,10 +70,14 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 
 def _unsafe_message(path: str, detail: str) -> str:
+    lines = [ln.strip() for ln in detail.strip().splitlines() if ln.strip()]
+    # torch's message opens with generic advice; the informative line names the refused global.
+    named = [ln for ln in lines if "global" in ln.lower() and ("unsupported" in ln.lower() or "not allowed" in ln)]
+    detail = (named or lines or ["n/a"])[0].rstrip(".") + "."
     return (
         f"Refusing to load checkpoint '{path}': it contains Python objects outside the allow-list "
         f"(tensors, numbers, strings, containers, argparse.Namespace). Loading it could run arbitrary "
-        f"code. Details: {detail.strip().splitlines()[0] if detail.strip() else 'n/a'}. "
+        f"code. Details: {detail} "
         "If the file comes from a source you trust, re-save its tensors with "
         "`torch.save({'model': state_dict}, path)`, or pass allow_unsafe_load=True to RLIPv2Checkpointer."
     )

@@ -104,11 +104,13 @@ def default_setup(cfg: DictConfig, args) -> None:
 
 
 def _train_resolves(cfg: DictConfig) -> bool:
+    """Whether train.max_iter / checkpointer.period / eval_period resolve to numbers."""
     try:
-        OmegaConf.to_container(cfg.train, resolve=True)
-        return True
+        values = [OmegaConf.select(cfg, k, default=0) for k in
+                  ("train.max_iter", "train.checkpointer.period", "train.eval_period")]
     except Exception:
         return False
+    return all(v is not None for v in values)
 
 
 def fill_dataset_size(cfg: DictConfig) -> int | None:

@@ -14,7 +14,8 @@ Defining the epoch through ``max_iter`` keeps the shape of the schedule (drop at
 a user overrides ``train.max_iter`` alone.
 
 The OmegaConf resolvers ``rlipv2.iters_per_epoch`` and ``rlipv2.max_iter`` (registered when this
-module is imported) let ``configs/common/train.py`` derive ``train.max_iter`` by interpolation.
+module is imported) let ``configs/common/train.py`` derive ``train.max_iter`` by interpolation; they
+give ``None`` while ``train.dataset_size`` is ``None``.
 """
 from __future__ import annotations
 
@@ -95,10 +96,20 @@ class EpochStepParamScheduler(ParamScheduler):
         return self.iteration_multiplier(int(math.floor(where * self.max_iter + 1e-6)))
 
 
+def _iters_per_epoch_or_none(dataset_size, total_batch_size):
+    return None if dataset_size is None else compute_iters_per_epoch(dataset_size, total_batch_size)
+
+
+def _max_iter_or_none(epochs, dataset_size, total_batch_size):
+    return None if dataset_size is None else compute_max_iter(epochs, dataset_size, total_batch_size)
+
+
 def _register_resolvers() -> None:
+    # The resolvers give None while train.dataset_size is unknown (Detectron2 resolves every value
+    # when it saves a config, also under --eval-only); the train script fills dataset_size first.
     for name, fn in (
-        ("rlipv2.iters_per_epoch", compute_iters_per_epoch),
-        ("rlipv2.max_iter", compute_max_iter),
+        ("rlipv2.iters_per_epoch", _iters_per_epoch_or_none),
+        ("rlipv2.max_iter", _max_iter_or_none),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
