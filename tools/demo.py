@@ -12,7 +12,6 @@ Every file is written atomically. The trailing ``key=value`` pairs override the 
 """
 import argparse
 import io
-import logging
 import os
 import sys
 

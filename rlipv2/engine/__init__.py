@@ -17,4 +17,11 @@ from .predictor import RelationPredictor
 from .schedule import EpochStepParamScheduler, compute_iters_per_epoch, compute_max_iter, lr_drop_iterations
 from .trainer import RLIPv2Trainer, resolve_amp_dtype
 
-__all__ = [k for k in globals() if not k.startswith("_")]
+__all__ = [
+    "QUERY_EMBED_SUFFIXES", "SAFE_GLOBALS", "RLIPv2Checkpointer", "UnsafeCheckpointError", "safe_pickle_load",
+    "safe_torch_load", "truncate_query_embeddings", "create_ddp_model", "default_setup", "fill_dataset_size",
+    "resolve_device", "save_config", "EMAHook", "ModelEMA", "unwrap_model", "build_train_hooks", "build_writers",
+    "build_rlipv2_optimizer", "get_rlipv2_param_groups", "param_group_of", "RelationPredictor",
+    "EpochStepParamScheduler", "compute_iters_per_epoch", "compute_max_iter", "lr_drop_iterations",
+    "RLIPv2Trainer", "resolve_amp_dtype",
+]

@@ -2,7 +2,8 @@
 
 Each triplet (see :func:`rlipv2.engine.predictor.relation_triplets`) is drawn as a subject box, an
 object box (each with its label and score), a line joining the two box centres, and the relation
-label with its score at the middle of that line. A box shared by several triplets is drawn once.
+label with its score at the middle of that line. A box shared by several triplets is drawn once,
+and the relations of one subject-object pair share one line and one joined label.
 """
 from __future__ import annotations
 
@@ -53,8 +54,11 @@ def draw_relation_triplets(
     line_colors = colormap(rgb=True, maximum=1)
     drawn: set[tuple] = set()
 
+    def _key(entity: dict[str, Any]) -> tuple:
+        return tuple(round(float(x), 1) for x in entity["box"]), entity["label"]
+
     def _box(entity: dict[str, Any], color) -> None:
-        key = (tuple(round(float(x), 1) for x in entity["box"]), entity["label"])
+        key = _key(entity)
         if key in drawn:
             return
         drawn.add(key)
@@ -63,17 +67,24 @@ def draw_relation_triplets(
         vis.draw_text(f"{entity['label']} {entity.get('score', 0.0):.2f}", (x1, y1), color=color,
                       horizontal_alignment="left", font_size=font_size)
 
-    for i, t in enumerate(ordered):
+    # Triplets of the same (subject, object) pair share one line; their relation labels are joined.
+    pairs: dict[tuple, list[dict[str, Any]]] = {}
+    for t in ordered:
+        obj = t.get("object")
+        key = (_key(t["subject"]), _key(obj) if obj is not None else None)
+        pairs.setdefault(key, []).append(t)
+
+    for i, group in enumerate(pairs.values()):
+        t = group[0]
+        label = ", ".join(f"{g['relation']} {float(g['score']):.2f}" for g in group)
+        color = tuple(line_colors[i % len(line_colors)])
         _box(t["subject"], _SUBJECT_COLOR)
         if t.get("object") is None:
             cx, cy = _centre(t["subject"]["box"])
-            vis.draw_text(f"{t['relation']} {t['score']:.2f}", (cx, cy), color=line_colors[i % len(line_colors)],
-                          font_size=font_size)
+            vis.draw_text(label, (cx, cy), color=color, font_size=font_size)
             continue
         _box(t["object"], _OBJECT_COLOR)
         (sx, sy), (ox, oy) = _centre(t["subject"]["box"]), _centre(t["object"]["box"])
-        color = tuple(line_colors[i % len(line_colors)])
         vis.draw_line([sx, ox], [sy, oy], color=color)
-        vis.draw_text(f"{t['relation']} {t['score']:.2f}", ((sx + ox) / 2, (sy + oy) / 2), color=color,
-                      font_size=font_size)
+        vis.draw_text(label, ((sx + ox) / 2, (sy + oy) / 2), color=color, font_size=font_size)
     return vis.get_output().get_image()

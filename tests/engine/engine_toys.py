@@ -132,7 +132,7 @@ class ToyRelationModel(nn.Module):
             h, w = x["height"], x["width"]
             scale = torch.tensor([w, h, w, h], device=self.device, dtype=torch.float32)
 
-            def _xyxy(c):
+            def _xyxy(c, scale=scale):
                 cx, cy, bw, bh = c.unbind(-1)
                 return torch.stack([cx - bw / 4, cy - bh / 4, cx + bw / 4, cy + bh / 4], -1) * scale
 
