@@ -38,7 +38,7 @@ from rlipv2.engine import (
     fill_dataset_size,
     resolve_device,
 )
-from rlipv2.utils.file_io import atomic_write_json
+from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json
 
 logger = logging.getLogger("rlipv2")
 
@@ -144,6 +144,11 @@ def do_train(args, cfg):
     else:
         start_iter = 0
     trainer.train(start_iter, max_iter)
+    if ema is not None and comm.is_main_process() and trainer.iter >= max_iter:
+        # The EMA weights alone, loadable like any model file (e.g. by tools/demo.py --weights).
+        path = os.path.join(cfg.train.output_dir, "model_final_ema.pth")
+        atomic_torch_save({"model": ema.state, "iteration": max_iter - 1}, path)
+        logger.info(f"Saved the EMA weights to {path}")
 
 
 def do_eval_only(cfg):

@@ -75,6 +75,8 @@ def test_train_eval_only_and_resume_on_cpu(tmp_path, toy_config):
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
     final = safe_torch_load(str(out / "model_final.pth"))
     assert final["iteration"] == 15 and "ema" in final and "optimizer" in final["trainer"]
+    ema_only = safe_torch_load(str(out / "model_final_ema.pth"))
+    assert all((ema_only["model"][k] == final["ema"]["state"][k]).all() for k in final["model"])
     assert (out / "config.yaml").is_file() and (out / "log.txt").is_file()
     assert "dataset_size: 8" in (out / "config.yaml").read_text()
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out))
