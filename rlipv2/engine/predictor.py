@@ -18,6 +18,7 @@ returns ``instances`` (2Q boxes in original-image pixels, subjects then objects,
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,8 @@ from torchvision.ops import box_iou
 
 from .checkpoint import RLIPv2Checkpointer
 from .defaults import resolve_device
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RelationPredictor", "parse_label_list", "relation_triplets"]
 
@@ -199,6 +202,8 @@ class RelationPredictor:
         self.model = model.to(self.device).eval()
         if weights:
             RLIPv2Checkpointer(self.model, truncate_queries=truncate_queries).load(weights)
+        elif not isinstance(cfg_or_model, nn.Module):
+            logger.warning("RelationPredictor: no weights given and no train.init_checkpoint: the model is untrained")
         if input_format not in ("RGB", "BGR"):
             raise ValueError(f"input_format must be 'RGB' or 'BGR', got {input_format!r}")
         self.input_format = input_format
