@@ -213,9 +213,21 @@ class RelationPredictor:
         self.relation_texts = parse_label_list(relation_texts)
         self._model_vocabulary: tuple[list[str], list[str]] | None = None
 
+    def _model_default_vocabulary(self) -> tuple[list[str] | None, list[str] | None]:
+        """The model's own vocabulary: ``model.fixed_vocabulary()`` or ``model.object_texts/relation_texts``."""
+        fixed = getattr(self.model, "fixed_vocabulary", None)
+        if callable(fixed):
+            vocab = fixed()
+            if vocab is not None:
+                return list(vocab[0]), list(vocab[1])
+        return getattr(self.model, "object_texts", None), getattr(self.model, "relation_texts", None)
+
     def _vocabulary(self, objects, relations) -> tuple[list[str], list[str]]:
-        objects = parse_label_list(objects) or self.object_texts or getattr(self.model, "object_texts", None)
-        relations = parse_label_list(relations) or self.relation_texts or getattr(self.model, "relation_texts", None)
+        objects, relations = parse_label_list(objects), parse_label_list(relations)
+        if not objects or not relations:
+            model_objects, model_relations = self._model_default_vocabulary()
+            objects = objects or self.object_texts or model_objects
+            relations = relations or self.relation_texts or model_relations
         if not objects or not relations:
             raise ValueError(
                 "RelationPredictor needs object and relation label texts: pass objects=/relations= "

@@ -103,6 +103,14 @@ def test_predictor_clear_errors(tmp_path):
         RelationPredictor(nn.Linear(1, 1), device="cpu")(img, objects="a", relations="x")
 
 
+def test_default_vocabulary_from_model():
+    model = FakeRelationModel(SCORES)
+    model.fixed_vocabulary = lambda: (["man", "bike", "cup"], ["hold", "push"])
+    res = RelationPredictor(model, min_size=20, device="cpu")(np.zeros((20, 20, 3), dtype=np.uint8))
+    assert model.texts == (["man", "bike", "cup"], ["hold", "push"])
+    assert res["triplets"][0]["relation"] == "hold" and res["triplets"][0]["object"]["label"] == "bike"
+
+
 def test_bgr_input_is_flipped():
     model = FakeRelationModel(SCORES)
     pred = RelationPredictor(model, min_size=4, max_size=100, device="cpu", input_format="BGR")
