@@ -116,6 +116,7 @@ def do_train(args, cfg):
         amp_enabled=bool(_get(cfg, "train.amp.enabled", False)),
         amp_precision=_get(cfg, "train.amp.precision", "bf16"),
         device_type=device.type,
+        resume_fast_forward=bool(_get(cfg, "train.resume_fast_forward", False)),
     )
     checkpointer = _checkpointer(cfg, model, cfg.train.output_dir, trainer=trainer, ema=ema)
     max_iter = int(cfg.train.max_iter)

@@ -33,6 +33,10 @@ train = dict(
     # (results under "ema/<task>") when eval_both.
     ema=dict(enabled=False, decay=0.9998, warmup=0.0, device="", eval_both=True),
     checkpointer=dict(period="${..iters_per_epoch}", max_to_keep=3),
+    # On --resume, replay (load and discard) the batches the interrupted run consumed, so the data
+    # order and, with the RNG states stored in every checkpoint, the whole run continue exactly as
+    # an uninterrupted one. Costs the loading time of those batches; off by default.
+    resume_fast_forward=False,
     eval_period="${.iters_per_epoch}",
     log_period=20,
     tensorboard=True,

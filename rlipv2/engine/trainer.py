@@ -14,6 +14,7 @@ of scalar losses.
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import torch
@@ -21,6 +22,8 @@ from detectron2.engine import SimpleTrainer
 from detectron2.utils.events import get_event_storage
 
 __all__ = ["RLIPv2Trainer", "resolve_amp_dtype"]
+
+logger = logging.getLogger(__name__)
 
 _DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
@@ -63,6 +66,7 @@ class RLIPv2Trainer(SimpleTrainer):
         device_type: str | None = None,
         gather_metric_period: int = 1,
         async_write_metrics: bool = False,
+        resume_fast_forward: bool = False,
     ):
         super().__init__(
             model,
@@ -83,6 +87,24 @@ class RLIPv2Trainer(SimpleTrainer):
         if use_scaler and device_type == "cpu":
             raise ValueError("fp16 AMP is not supported on CPU; use train.amp.precision='bf16'")
         self.grad_scaler = torch.amp.GradScaler(device_type) if use_scaler else None
+        self.resume_fast_forward = bool(resume_fast_forward)
+        # RNG states to restore before the first resumed step (set by RNGStateHook.load_state_dict).
+        self.pending_rng_state = None
+
+    def train(self, start_iter: int, max_iter: int):
+        """Fast-forward the data (if enabled) and restore RNG states (if any), then train."""
+        if self.resume_fast_forward and start_iter > 0:
+            t0 = time.perf_counter()
+            for _ in range(start_iter):
+                next(self._data_loader_iter)
+            logger.info(f"Fast-forwarded the train loader by {start_iter} batches in {time.perf_counter() - t0:.1f}s")
+        if self.pending_rng_state is not None:
+            from .rng import set_rng_state
+
+            set_rng_state(self.pending_rng_state)
+            self.pending_rng_state = None
+            logger.info("Restored the RNG states of the interrupted run")
+        super().train(start_iter, max_iter)
 
     def _params_with_grad(self) -> list[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]

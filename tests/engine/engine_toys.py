@@ -7,6 +7,14 @@ parameters named like RLIPv2's (``backbone``, ``text_encoder``, ``transformer.en
 """
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -50,12 +58,24 @@ register_toy_datasets()
 
 
 class ToyMapper:
-    """Dataset dict -> contract-2-like input (image generated from the image id)."""
+    """Dataset dict -> contract-2-like input (image generated from the image id).
+
+    With ``is_train`` it adds random augmentations drawn from the global numpy and python RNGs
+    (brightness shift, horizontal flip), so that resume tests see RNG-dependent data.
+    """
+
+    def __init__(self, is_train: bool = False):
+        self.is_train = is_train
 
     def __call__(self, d: dict) -> dict:
         rng = np.random.default_rng(d["image_id"])
         img = rng.integers(0, 255, (3, IMG, IMG), dtype=np.uint8)
         boxes = torch.tensor([a["bbox"] for a in d["annotations"]], dtype=torch.float32)
+        if self.is_train:
+            img = np.clip(img.astype(np.int64) + np.random.randint(-20, 21), 0, 255).astype(np.uint8)
+            if random.random() < 0.5:
+                img = np.ascontiguousarray(img[:, :, ::-1])
+                boxes = torch.stack([IMG - boxes[:, 2], boxes[:, 1], IMG - boxes[:, 0], boxes[:, 3]], 1)
         inst = Instances((IMG, IMG), gt_boxes=Boxes(boxes),
                          gt_classes=torch.tensor([a["category_id"] for a in d["annotations"]]))
         rels = torch.tensor([[r["subject"], r["object"], r["predicate"]] for r in d["relations"]], dtype=torch.int64)
@@ -80,9 +100,13 @@ class ToyRelationModel(nn.Module):
     """Q pair queries; each predicts a subject box, an object box, object classes and relation scores."""
 
     def __init__(self, num_queries: int = 4, dim: int = 8, num_objects: int = NUM_OBJECTS,
-                 num_relations: int = NUM_RELATIONS):
+                 num_relations: int = NUM_RELATIONS, dropout: float = 0.0, die_after: int | None = None):
         super().__init__()
         self.num_queries = num_queries
+        self.dropout = nn.Dropout(dropout)
+        # Test hook: SIGKILL this process at the die_after-th training forward (a crash mid-run).
+        self.die_after = die_after
+        self._train_calls = 0
         self.backbone = nn.Sequential(nn.Conv2d(3, dim, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         self.text_encoder = nn.Linear(dim, dim)
         self.transformer = _Transformer(dim)
@@ -114,7 +138,12 @@ class ToyRelationModel(nn.Module):
         return q, (self.sub_box(q) + ref).sigmoid(), (self.obj_box(q) + ref).sigmoid()
 
     def forward(self, batched_inputs):
+        if self.training and self.die_after is not None:
+            self._train_calls += 1
+            if self._train_calls >= self.die_after:
+                os.kill(os.getpid(), signal.SIGKILL)
         q, sub, obj = self._queries(batched_inputs)
+        q = self.dropout(q)
         if self.training:
             losses = {"loss_box": q.new_zeros(()), "loss_rel": q.new_zeros(())}
             for b, x in enumerate(batched_inputs):
@@ -169,3 +198,53 @@ class ToyEvaluator(DatasetEvaluator):
             return {}
         flat = [s for part in all_scores for s in part]
         return {"toy": {"mean_gt_rel_score": 100.0 * float(np.mean(flat)), "num_images": float(len(flat))}}
+
+
+# ---------------------------------------------------------------- train-script helpers
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+TOY_CONFIG = """
+import os
+from detectron2.config import LazyCall as L, LazyConfig
+from detectron2.data import build_detection_test_loader, build_detection_train_loader, get_detection_dataset_dicts
+from engine_toys import TEST_NAME, TRAIN_NAME, ToyEvaluator, ToyMapper, ToyRelationModel
+
+COMMON = os.path.join({repo!r}, "configs", "common")
+train = LazyConfig.load(os.path.join(COMMON, "train.py"), "train")
+optimizer = LazyConfig.load(os.path.join(COMMON, "optim.py"), "optimizer")
+lr_multiplier = LazyConfig.load(os.path.join(COMMON, "schedule.py"), "lr_multiplier")
+
+model = L(ToyRelationModel)(num_queries=4, dim=8, dropout=0.1)
+dataloader = dict(
+    train=L(build_detection_train_loader)(
+        dataset=L(get_detection_dataset_dicts)(names=TRAIN_NAME), mapper=L(ToyMapper)(is_train=True),
+        total_batch_size=2, num_workers=0),
+    test=L(build_detection_test_loader)(
+        dataset=L(get_detection_dataset_dicts)(names=TEST_NAME, filter_empty=False), mapper=L(ToyMapper)(),
+        num_workers=0),
+    evaluator=L(ToyEvaluator)(dataset_name=TEST_NAME),
+)
+# 8 images / batch 2 = 4 iterations per epoch; 4 epochs, lr drop after 3 -> max_iter 16, drop at 12.
+train.epochs = 4
+train.lr_drop = 3
+train.log_period = 1
+train.device = "cpu"
+optimizer.lr = 1e-2
+"""
+
+
+def write_toy_config(directory) -> Path:
+    """Write the toy LazyConfig into ``directory`` and return its path."""
+    path = Path(directory) / "toy_config.py"
+    path.write_text(textwrap.dedent(TOY_CONFIG.format(repo=str(REPO))))
+    return path
+
+
+def run_train_net(args, cwd, timeout=240) -> subprocess.CompletedProcess:
+    """Run tools/lazyconfig_train_net.py in a subprocess (one CPU thread, this directory importable)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(REPO / "tools" / "lazyconfig_train_net.py"), *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+

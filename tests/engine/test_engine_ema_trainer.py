@@ -122,3 +122,24 @@ def test_fp16_grad_scaler_on_gpu():
     t.train(0, 2)
     assert m.last_dtype == torch.float16
     assert "grad_scaler" in t.state_dict()
+
+
+def test_rng_state_roundtrip_through_safe_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from rlipv2.engine.checkpoint import safe_torch_load
+    from rlipv2.engine.rng import get_rng_state, preserved_rng_state, set_rng_state
+
+    state = get_rng_state()
+    torch.save({"rng": state}, str(tmp_path / "s.pth"))
+    first = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    set_rng_state(safe_torch_load(str(tmp_path / "s.pth"))["rng"])  # weights_only-compatible
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == first
+    with preserved_rng_state():
+        torch.rand(5), np.random.rand(3), random.random()
+    after = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    set_rng_state(state)
+    random.random(), np.random.rand(), torch.rand(())
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == after

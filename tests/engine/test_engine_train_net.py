@@ -1,54 +1,12 @@
 """tools/lazyconfig_train_net.py end to end on CPU: train, checkpoint, --eval-only, --resume."""
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from engine_toys import run_train_net, write_toy_config
 
 from rlipv2.engine.checkpoint import safe_torch_load
-
-REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-
-TOY_CONFIG = """
-import os
-from detectron2.config import LazyCall as L, LazyConfig
-from detectron2.data import build_detection_test_loader, build_detection_train_loader, get_detection_dataset_dicts
-from engine_toys import TEST_NAME, TRAIN_NAME, ToyEvaluator, ToyMapper, ToyRelationModel
-
-COMMON = os.path.join({repo!r}, "configs", "common")
-train = LazyConfig.load(os.path.join(COMMON, "train.py"), "train")
-optimizer = LazyConfig.load(os.path.join(COMMON, "optim.py"), "optimizer")
-lr_multiplier = LazyConfig.load(os.path.join(COMMON, "schedule.py"), "lr_multiplier")
-
-model = L(ToyRelationModel)(num_queries=4, dim=8)
-dataloader = dict(
-    train=L(build_detection_train_loader)(
-        dataset=L(get_detection_dataset_dicts)(names=TRAIN_NAME), mapper=L(ToyMapper)(),
-        total_batch_size=2, num_workers=0),
-    test=L(build_detection_test_loader)(
-        dataset=L(get_detection_dataset_dicts)(names=TEST_NAME, filter_empty=False), mapper=L(ToyMapper)(),
-        num_workers=0),
-    evaluator=L(ToyEvaluator)(dataset_name=TEST_NAME),
-)
-# 8 images / batch 2 = 4 iterations per epoch; 4 epochs, lr drop after 3 -> max_iter 16, drop at 12.
-train.epochs = 4
-train.lr_drop = 3
-train.log_period = 1
-train.device = "cpu"
-optimizer.lr = 1e-2
-"""
-
-
-def _run(args, cwd, timeout=240):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]), OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, str(REPO / "tools" / "lazyconfig_train_net.py"), *args], cwd=cwd,
-                       env=env, capture_output=True, text=True, timeout=timeout)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
-    return p
 
 
 def _metrics(path):
@@ -57,9 +15,13 @@ def _metrics(path):
 
 @pytest.fixture
 def toy_config(tmp_path):
-    cfg = tmp_path / "toy_config.py"
-    cfg.write_text(textwrap.dedent(TOY_CONFIG.format(repo=str(REPO))))
-    return cfg
+    return write_toy_config(tmp_path)
+
+
+def _run(args, cwd, timeout=240):
+    p = run_train_net(args, cwd, timeout=timeout)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
+    return p
 
 
 def test_train_eval_only_and_resume_on_cpu(tmp_path, toy_config):
