@@ -79,10 +79,14 @@ def test_train_eval_only_and_resume_on_cpu(tmp_path, toy_config):
 
 
 @pytest.mark.slow
-def test_two_process_gloo_training_on_cpu(tmp_path, toy_config):
+def test_two_process_gloo_training_on_cpu_fast_dev_run(tmp_path, toy_config):
     out = tmp_path / "out2"
     _run(["--config-file", str(toy_config), "--num-gpus", "2", "--dist-url", "auto", f"train.output_dir={out}",
-          "train.max_iter=8", "train.eval_period=0"], tmp_path, timeout=400)
+          "train.fast_dev_run.enabled=True"], tmp_path, timeout=400)
     ck = safe_torch_load(str(out / "model_final.pth"))
-    assert ck["iteration"] == 7
+    assert ck["iteration"] == 19  # fast_dev_run: 20 iterations
+    assert len(ck["trainer"]["hooks"]["RNGStateHook"]["per_rank"]) == 2  # both ranks' RNG states
     assert "World size: 2" in (out / "log.txt").read_text()
+    assert (out / "model_0000009.pth").is_file()
+    evals = [r["iteration"] for r in _metrics(out / "metrics.json") if "toy/mean_gt_rel_score" in r]
+    assert evals == [9, 20] and all("lr" in r for r in _metrics(out / "metrics.json") if r["iteration"] < 20)
