@@ -90,3 +90,20 @@ def test_two_process_gloo_training_on_cpu_fast_dev_run(tmp_path, toy_config):
     assert (out / "model_0000009.pth").is_file()
     evals = [r["iteration"] for r in _metrics(out / "metrics.json") if "toy/mean_gt_rel_score" in r]
     assert evals == [9, 20] and all("lr" in r for r in _metrics(out / "metrics.json") if r["iteration"] < 20)
+
+
+def test_benchmark_train_script(tmp_path, toy_config):
+    import subprocess
+    import sys
+
+    from engine_toys import HERE, REPO
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]), OMP_NUM_THREADS="1")
+    out = tmp_path / "bench.json"
+    p = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark_train.py"), "--config-file", str(toy_config),
+                        "--iters", "3", "--warmup", "1", "--json", str(out)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-4000:]
+    fig = json.loads(out.read_text())
+    assert fig["s_per_iter_rlipv2_trainer"] > 0 and fig["ratio_step_rlipv2_over_d2_simple"] > 0
+    assert fig["ratio_checkpoint_atomic_over_plain"] > 0 and "ratio_step_rlipv2_over_d2_simple" in p.stdout
