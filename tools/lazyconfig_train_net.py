@@ -48,13 +48,25 @@ def _get(cfg, key, default=None):
 
 
 def _evaluate(cfg, model):
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
-    return results or {}
+    """Run ``dataloader.test`` + ``dataloader.evaluator``, then each ``dataloader.extra_tests`` entry.
+
+    ``extra_tests`` is an optional dict ``{name: {"test": loader, "evaluator": evaluator}}``
+    (e.g. a held-out zero-shot split); its results are reported under ``<name>/<task>``.
+    """
+    results = {}
+    if "evaluator" in cfg.dataloader:
+        results.update(
+            inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)) or {}
+        )
+    for name, node in (_get(cfg, "dataloader.extra_tests", {}) or {}).items():
+        res = inference_on_dataset(model, instantiate(node.test), instantiate(node.evaluator)) or {}
+        results.update({f"{name}/{task}": r for task, r in res.items()})
+    return results
 
 
 def do_test(cfg, model, ema=None):
     """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``)."""
-    if "evaluator" not in cfg.dataloader:
+    if "evaluator" not in cfg.dataloader and not _get(cfg, "dataloader.extra_tests"):
         logger.warning("cfg.dataloader has no evaluator: nothing to evaluate")
         return {}
     results = dict(_evaluate(cfg, model))

@@ -2,6 +2,7 @@
 import shutil
 import signal
 
+import pytest
 import torch
 from engine_toys import run_train_net, write_toy_config
 
@@ -19,6 +20,7 @@ def _final(d):
     return safe_torch_load(str(d / "model_final.pth"))
 
 
+@pytest.mark.slow  # four short training runs in subprocesses (~40-60 s on 2 cores)
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     cfg = write_toy_config(tmp_path)
     ref, run = tmp_path / "ref", tmp_path / "run"
