@@ -90,11 +90,12 @@ def _build_ema(cfg, model):
     )
 
 
-def _checkpointer(cfg, model, save_dir="", **checkpointables):
+def _checkpointer(cfg, model, save_dir="", strict=False, **checkpointables):
     return RLIPv2Checkpointer(
         model,
         save_dir,
         truncate_queries=bool(_get(cfg, "train.truncate_queries", False)),
+        strict=strict,
         **{k: v for k, v in checkpointables.items() if v is not None},
     )
 
@@ -171,7 +172,10 @@ def do_eval_only(cfg):
     model.to(device)
     ema = _build_ema(cfg, model)
     model = create_ddp_model(model, device=device, **_get(cfg, "train.ddp", {}))
-    _checkpointer(cfg, model, ema=ema).load(cfg.train.init_checkpoint)
+    if not cfg.train.init_checkpoint:
+        logger.warning("--eval-only without train.init_checkpoint: evaluating untrained weights")
+    strict = bool(_get(cfg, "train.strict_eval_load", True))
+    _checkpointer(cfg, model, strict=strict, ema=ema).load(cfg.train.init_checkpoint)
     if ema is not None and not ema.loaded:
         logger.warning("train.ema.enabled but the checkpoint has no EMA weights: evaluating the raw weights only")
         ema = None

@@ -19,6 +19,8 @@ train = dict(
     init_checkpoint="",
     # Official 200 -> N query truncation of tgt_embed / verb_tgt_embed / refpoint_embed on load.
     truncate_queries=False,
+    # --eval-only refuses a checkpoint that does not match the model exactly (wrong architecture).
+    strict_eval_load=True,
     epochs=20,
     lr_drop=15,
     dataset_size=None,

@@ -3,6 +3,7 @@ hooks and the custom-image predictor."""
 from .checkpoint import (
     QUERY_EMBED_SUFFIXES,
     SAFE_GLOBALS,
+    CheckpointMismatchError,
     RLIPv2Checkpointer,
     UnsafeCheckpointError,
     safe_pickle_load,
@@ -19,7 +20,8 @@ from .schedule import EpochStepParamScheduler, compute_iters_per_epoch, compute_
 from .trainer import RLIPv2Trainer, resolve_amp_dtype
 
 __all__ = [
-    "QUERY_EMBED_SUFFIXES", "SAFE_GLOBALS", "RLIPv2Checkpointer", "UnsafeCheckpointError", "safe_pickle_load",
+    "QUERY_EMBED_SUFFIXES", "SAFE_GLOBALS", "RLIPv2Checkpointer", "UnsafeCheckpointError", "CheckpointMismatchError",
+    "safe_pickle_load",
     "safe_torch_load", "truncate_query_embeddings", "create_ddp_model", "default_setup", "fill_dataset_size",
     "resolve_device", "save_config", "EMAHook", "ModelEMA", "unwrap_model", "build_train_hooks", "build_writers",
     "RNGStateHook", "get_rng_state", "set_rng_state", "preserved_rng_state",

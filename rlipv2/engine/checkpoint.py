@@ -34,6 +34,7 @@ from rlipv2.utils.file_io import atomic_open, atomic_write_text
 __all__ = [
     "RLIPv2Checkpointer",
     "UnsafeCheckpointError",
+    "CheckpointMismatchError",
     "safe_torch_load",
     "safe_pickle_load",
     "truncate_query_embeddings",
@@ -67,6 +68,10 @@ _SAFE_PICKLE_GLOBALS = {
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint references Python objects outside the allow-list; it was not loaded."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A strict load found missing, unexpected or wrongly shaped keys (e.g. a wrong architecture)."""
 
 
 def _unsafe_message(path: str, detail: str) -> str:
@@ -147,6 +152,9 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         query_suffixes: state-dict key suffixes treated as per-query embeddings.
         allow_unsafe_load: load with full pickle (only for files you trust; never the default).
         extra_safe_globals: more classes to allow in ``torch.load(weights_only=True)``.
+        strict: raise :class:`CheckpointMismatchError` unless the checkpoint's model weights match the
+            model exactly (no missing, unexpected or wrongly shaped keys). Use it to evaluate or
+            run a trained model; leave it off to initialise from partly matching weights.
     """
 
     def __init__(
@@ -159,9 +167,12 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         query_suffixes: Sequence[str] = QUERY_EMBED_SUFFIXES,
         allow_unsafe_load: bool = False,
         extra_safe_globals: Sequence = (),
+        strict: bool = False,
         **checkpointables,
     ):
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.strict = strict
+        self._loading: str | None = None
         self.truncate_queries = truncate_queries
         self.query_suffixes = tuple(query_suffixes)
         self.allow_unsafe_load = allow_unsafe_load
@@ -205,6 +216,13 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         return self.save_dir
 
     # ----------------------------------------------------------------- loading
+    def load(self, path: str, *args, **kwargs):
+        self._loading = path
+        try:
+            return super().load(path, *args, **kwargs)
+        finally:
+            self._loading = None
+
     def _load_file(self, filename: str) -> dict[str, Any]:
         if filename.endswith(".pkl"):
             with PathManager.open(filename, "rb") as f:
@@ -249,4 +267,28 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
             done = truncate_query_embeddings(state, self.model.state_dict(), self.query_suffixes)
             for k, n_old, n_new in done:
                 self.logger.info(f"Query truncation: '{k}' keeps the first {n_new} of {n_old} rows")
-        return super()._load_model(checkpoint)
+        incompatible = super()._load_model(checkpoint)
+        if self.strict:
+            self._check_strict(incompatible)
+        return incompatible
+
+    def _check_strict(self, incompatible) -> None:
+        from fvcore.common.checkpoint import _filter_reused_missing_keys
+
+        missing = _filter_reused_missing_keys(self.model, list(incompatible.missing_keys))
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} model keys missing from the checkpoint, e.g. {sorted(missing)[:5]}")
+        if incompatible.unexpected_keys:
+            keys = sorted(incompatible.unexpected_keys)
+            problems.append(f"{len(keys)} checkpoint keys unknown to the model, e.g. {keys[:5]}")
+        if incompatible.incorrect_shapes:
+            k, s_ckpt, s_model = incompatible.incorrect_shapes[0]
+            problems.append(f"{len(incompatible.incorrect_shapes)} keys with other shapes, e.g. '{k}': "
+                            f"{tuple(s_ckpt)} in the checkpoint, {tuple(s_model)} in the model")
+        if problems:
+            raise CheckpointMismatchError(
+                f"Checkpoint '{self._loading}' does not match {type(self.model).__name__} (wrong architecture or "
+                f"config?): " + "; ".join(problems) + ". Official checkpoints must be converted first; "
+                "pass train.truncate_queries=True for 200-query weights in a 128-query model."
+            )

@@ -167,6 +167,7 @@ class RelationPredictor:
         device: "cpu", "cuda", ... (default: CUDA when available).
         input_format: channel order of ``np.ndarray`` inputs ("RGB" or "BGR", e.g. from OpenCV).
         truncate_queries: apply the official 200->128 query truncation when loading ``weights``.
+        strict: refuse ``weights`` that do not match the model exactly (wrong architecture).
         object_texts, relation_texts: default vocabulary (otherwise given per call).
     """
 
@@ -184,6 +185,7 @@ class RelationPredictor:
         device: str | None = None,
         input_format: str = "RGB",
         truncate_queries: bool = False,
+        strict: bool = True,
         object_texts: str | Sequence[str] | None = None,
         relation_texts: str | Sequence[str] | None = None,
     ):
@@ -201,7 +203,7 @@ class RelationPredictor:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         if weights:
-            RLIPv2Checkpointer(self.model, truncate_queries=truncate_queries).load(weights)
+            RLIPv2Checkpointer(self.model, truncate_queries=truncate_queries, strict=strict).load(weights)
         elif not isinstance(cfg_or_model, nn.Module):
             logger.warning("RelationPredictor: no weights given and no train.init_checkpoint: the model is untrained")
         if input_format not in ("RGB", "BGR"):

@@ -176,3 +176,21 @@ def test_resume_pointer_survives_missing_tag(tmp_path):
     assert not c.has_checkpoint()
     c.save("model_0000004")
     assert c.has_checkpoint()
+
+
+def test_strict_load_refuses_wrong_architecture(tmp_path):
+    from rlipv2.engine.checkpoint import CheckpointMismatchError
+
+    path = tmp_path / "other.pth"
+    torch.save({"model": _model(num_queries=6, dim=16).state_dict()}, str(path))
+    with pytest.raises(CheckpointMismatchError, match=r"other.pth.*does not match ToyRelationModel.*shapes"):
+        RLIPv2Checkpointer(_model(), strict=True).load(str(path))
+    torch.save({"model": {"foo.weight": torch.zeros(2)}}, str(path))
+    with pytest.raises(CheckpointMismatchError, match=r"missing from the checkpoint.*unknown to the model"):
+        RLIPv2Checkpointer(_model(), strict=True).load(str(path))
+    RLIPv2Checkpointer(_model()).load(str(path))  # non-strict (initialisation): warns only
+    good = tmp_path / "good.pth"
+    torch.save({"model": _model(seed=4).state_dict()}, str(good))
+    m = _model(seed=9)
+    RLIPv2Checkpointer(m, strict=True).load(str(good))
+    assert _same_weights(m, _model(seed=4))
