@@ -1,0 +1,294 @@
+"""Checkpointing that never leaves a truncated file and never runs code from a checkpoint.
+
+:class:`RLIPv2Checkpointer` is Detectron2's :class:`DetectionCheckpointer` with three changes:
+
+* **Atomic writes.** A checkpoint is written into a temporary file in the output directory, fsynced,
+  then ``os.replace``-d over its final name; the ``last_checkpoint`` tag is replaced the same way
+  and only after the checkpoint is complete. A crash or SIGKILL at any point leaves the previous
+  checkpoint and tag intact and loadable.
+* **Safe loading.** ``.pth`` files are read with ``torch.load(weights_only=True)``; the only Python
+  class allowed in addition to tensors and containers is ``argparse.Namespace`` (the official
+  RLIPv2 checkpoints pickle their command-line ``args``). ``.pkl`` files (Detectron2/Caffe2 model
+  zoo) go through a restricted unpickler that admits numpy arrays only. A crafted pickle that
+  would import or call anything else is refused with :class:`UnsafeCheckpointError`.
+* **Official query truncation** (``truncate_queries=True``): when a checkpoint has more query rows
+  than the model (official pre-training uses 200 queries, HICO-DET fine-tuning 128), the
+  ``tgt_embed`` / ``verb_tgt_embed`` / ``refpoint_embed`` weights keep their first rows, as the
+  official ``filter_ckpt_tgt_anchor`` does.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils.file_io import PathManager
+
+from rlipv2.utils.file_io import atomic_open, atomic_write_text
+
+__all__ = [
+    "RLIPv2Checkpointer",
+    "UnsafeCheckpointError",
+    "CheckpointMismatchError",
+    "safe_torch_load",
+    "safe_pickle_load",
+    "truncate_query_embeddings",
+    "SAFE_GLOBALS",
+    "QUERY_EMBED_SUFFIXES",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Python objects (besides tensors, numbers, strings and containers) that a checkpoint may contain.
+#: ``argparse.Namespace`` holds the training arguments in the official RLIPv2 checkpoints.
+SAFE_GLOBALS: tuple = (argparse.Namespace,)
+
+#: State-dict key suffixes of the per-query embeddings that the official code truncates.
+QUERY_EMBED_SUFFIXES: tuple[str, ...] = ("tgt_embed.weight", "verb_tgt_embed.weight", "refpoint_embed.weight")
+
+# (module, name) pairs a legacy .pkl weight file may reference: numpy arrays and scalars only.
+_SAFE_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "bytearray"),
+}
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint references Python objects outside the allow-list; it was not loaded."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A strict load found missing, unexpected or wrongly shaped keys (e.g. a wrong architecture)."""
+
+
+def _unsafe_message(path: str, detail: str) -> str:
+    lines = [ln.strip() for ln in detail.strip().splitlines() if ln.strip()]
+    # torch's message opens with generic advice; the informative line names the refused global.
+    named = [ln for ln in lines if "global" in ln.lower() and ("unsupported" in ln.lower() or "not allowed" in ln)]
+    detail = (named or lines or ["n/a"])[0].rstrip(".") + "."
+    return (
+        f"Refusing to load checkpoint '{path}': it contains Python objects outside the allow-list "
+        f"(tensors, numbers, strings, containers, argparse.Namespace). Loading it could run arbitrary "
+        f"code. Details: {detail} "
+        "If the file comes from a source you trust, re-save its tensors with "
+        "`torch.save({'model': state_dict}, path)`, or pass allow_unsafe_load=True to RLIPv2Checkpointer."
+    )
+
+
+def safe_torch_load(path_or_file: Any, *, extra_safe_globals: Sequence = (), name: str | None = None) -> Any:
+    """``torch.load(..., weights_only=True, map_location="cpu")`` with :data:`SAFE_GLOBALS` allowed.
+
+    Raises:
+        UnsafeCheckpointError: the file would need other globals (e.g. a crafted ``__reduce__``).
+    """
+    name = name or str(path_or_file)
+    allowed = list(SAFE_GLOBALS) + list(extra_safe_globals)
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path_or_file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(_unsafe_message(name, str(e))) from None
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _SAFE_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafeCheckpointError(f"global '{module}.{name}' is not allowed")
+
+
+def safe_pickle_load(f, *, name: str = "<file>") -> Any:
+    """Unpickle a legacy ``.pkl`` weight file, allowing numpy arrays and plain containers only."""
+    try:
+        return _RestrictedUnpickler(f, encoding="latin1").load()
+    except UnsafeCheckpointError as e:
+        raise UnsafeCheckpointError(_unsafe_message(name, str(e))) from None
+
+
+def truncate_query_embeddings(
+    checkpoint_state: dict[str, torch.Tensor],
+    model_state: dict[str, torch.Tensor],
+    suffixes: Iterable[str] = QUERY_EMBED_SUFFIXES,
+) -> list[tuple[str, int, int]]:
+    """Keep the first rows of per-query embeddings that are longer in the checkpoint than in the model.
+
+    ``checkpoint_state[k]`` of shape (N_ckpt, D) becomes (N_model, D) when ``k`` ends with one of
+    ``suffixes``, the model has ``k`` with shape (N_model, D) and N_ckpt > N_model. Modified in place.
+
+    Returns:
+        (key, N_ckpt, N_model) for every truncated key.
+    """
+    suffixes = tuple(suffixes)
+    done = []
+    for k, v in list(checkpoint_state.items()):
+        if not k.endswith(suffixes) or k not in model_state or not isinstance(v, torch.Tensor):
+            continue
+        target = model_state[k]
+        if v.dim() >= 1 and v.shape[1:] == target.shape[1:] and v.shape[0] > target.shape[0]:
+            checkpoint_state[k] = v[: target.shape[0]].clone()
+            done.append((k, v.shape[0], target.shape[0]))
+    return done
+
+
+class RLIPv2Checkpointer(DetectionCheckpointer):
+    """A :class:`DetectionCheckpointer` with atomic saves, safe loads and optional query truncation.
+
+    Args:
+        model, save_dir, save_to_disk, checkpointables: as in :class:`DetectionCheckpointer`.
+        truncate_queries: truncate longer query embeddings in loaded checkpoints to the model's size.
+        query_suffixes: state-dict key suffixes treated as per-query embeddings.
+        allow_unsafe_load: load with full pickle (only for files you trust; never the default).
+        extra_safe_globals: more classes to allow in ``torch.load(weights_only=True)``.
+        strict: raise :class:`CheckpointMismatchError` unless the checkpoint's model weights match the
+            model exactly (no missing, unexpected or wrongly shaped keys). Use it to evaluate or
+            run a trained model; leave it off to initialise from partly matching weights.
+    """
+
+    def __init__(
+        self,
+        model,
+        save_dir: str = "",
+        *,
+        save_to_disk: bool | None = None,
+        truncate_queries: bool = False,
+        query_suffixes: Sequence[str] = QUERY_EMBED_SUFFIXES,
+        allow_unsafe_load: bool = False,
+        extra_safe_globals: Sequence = (),
+        strict: bool = False,
+        **checkpointables,
+    ):
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.strict = strict
+        self._loading: str | None = None
+        self.truncate_queries = truncate_queries
+        self.query_suffixes = tuple(query_suffixes)
+        self.allow_unsafe_load = allow_unsafe_load
+        self.extra_safe_globals = tuple(extra_safe_globals)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Write ``<save_dir>/<name>.pth`` atomically, then atomically point ``last_checkpoint`` at it."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        if os.path.basename(save_file) != basename:
+            raise ValueError(f"Checkpoint name must be a plain file name, got {name!r}")
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        local_dir = self._local_dir()
+        if local_dir is None:  # a remote PathManager URL: no atomic rename available there
+            with self.path_manager.open(save_file, "wb") as f:
+                torch.save(data, f)
+        else:
+            with atomic_open(os.path.join(local_dir, basename), "wb") as f:
+                torch.save(data, f)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        """Atomically replace ``<save_dir>/last_checkpoint`` with the given file name."""
+        local_dir = self._local_dir()
+        if local_dir is None:
+            return super().tag_last_checkpoint(last_filename_basename)
+        atomic_write_text(os.path.join(local_dir, "last_checkpoint"), last_filename_basename)
+
+    def _local_dir(self) -> str | None:
+        if "://" in self.save_dir:
+            return None
+        os.makedirs(self.save_dir, exist_ok=True)
+        return self.save_dir
+
+    # ----------------------------------------------------------------- loading
+    def load(self, path: str, *args, **kwargs):
+        self._loading = path
+        try:
+            return super().load(path, *args, **kwargs)
+        finally:
+            self._loading = None
+
+    def _load_file(self, filename: str) -> dict[str, Any]:
+        if filename.endswith(".pkl"):
+            with PathManager.open(filename, "rb") as f:
+                if self.allow_unsafe_load:
+                    data = pickle.load(f, encoding="latin1")
+                else:
+                    data = safe_pickle_load(f, name=filename)
+            if not isinstance(data, dict):
+                raise ValueError(f"Checkpoint '{filename}' holds a {type(data).__name__}, expected a dict")
+            if "model" in data and "__author__" in data:
+                return data
+            if "blobs" in data:
+                data = data["blobs"]
+            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
+            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
+        if filename.endswith(".pyth"):
+            loaded = self._torch_load(filename)
+            if "model_state" not in loaded:
+                raise ValueError(f"Cannot load .pyth file {filename}: pycls checkpoints must contain 'model_state'")
+            state = {k: v for k, v in loaded["model_state"].items() if not k.endswith("num_batches_tracked")}
+            return {"model": state, "__author__": "pycls", "matching_heuristics": True}
+        return super()._load_file(filename)
+
+    def _torch_load(self, f: str) -> dict[str, Any]:
+        local = PathManager.get_local_path(f)
+        if self.allow_unsafe_load:
+            loaded = torch.load(local, map_location="cpu", weights_only=False)
+        else:
+            loaded = safe_torch_load(local, extra_safe_globals=self.extra_safe_globals, name=f)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"Checkpoint '{f}' holds a {type(loaded).__name__}, expected a dict")
+        return loaded
+
+    def _load_model(self, checkpoint: dict[str, Any]):
+        state = checkpoint.get("model")
+        if not isinstance(state, dict):
+            raise ValueError(f"Checkpoint field 'model' must be a state dict, got {type(state).__name__}")
+        # Official checkpoints (and DDP-saved ones) may carry a "module." prefix; strip it first.
+        if state and all(k.startswith("module.") for k in state):
+            checkpoint["model"] = state = {k[len("module."):]: v for k, v in state.items()}
+        if self.truncate_queries:
+            done = truncate_query_embeddings(state, self.model.state_dict(), self.query_suffixes)
+            for k, n_old, n_new in done:
+                self.logger.info(f"Query truncation: '{k}' keeps the first {n_new} of {n_old} rows")
+        incompatible = super()._load_model(checkpoint)
+        if self.strict:
+            self._check_strict(incompatible)
+        return incompatible
+
+    def _check_strict(self, incompatible) -> None:
+        from fvcore.common.checkpoint import _filter_reused_missing_keys
+
+        missing = _filter_reused_missing_keys(self.model, list(incompatible.missing_keys))
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} model keys missing from the checkpoint, e.g. {sorted(missing)[:5]}")
+        if incompatible.unexpected_keys:
+            keys = sorted(incompatible.unexpected_keys)
+            problems.append(f"{len(keys)} checkpoint keys unknown to the model, e.g. {keys[:5]}")
+        if incompatible.incorrect_shapes:
+            k, s_ckpt, s_model = incompatible.incorrect_shapes[0]
+            problems.append(f"{len(incompatible.incorrect_shapes)} keys with other shapes, e.g. '{k}': "
+                            f"{tuple(s_ckpt)} in the checkpoint, {tuple(s_model)} in the model")
+        if problems:
+            raise CheckpointMismatchError(
+                f"Checkpoint '{self._loading}' does not match {type(self.model).__name__} (wrong architecture or "
+                f"config?): " + "; ".join(problems) + ". Official checkpoints must be converted first; "
+                "pass train.truncate_queries=True for 200-query weights in a 128-query model."
+            )
