@@ -178,20 +178,20 @@ def topk_stable(scores: np.ndarray, k: int) -> np.ndarray:
     b, n = scores.shape
     if k <= 0 or k >= n:
         return np.argsort(-scores, axis=1, kind="stable")
-    neg = -scores
-    kth = np.partition(neg, k - 1, axis=1)[:, k - 1 : k]
-    sel = neg <= kth
-    over = np.count_nonzero(sel, axis=1) > k
-    if over.any():  # ties at the k-th value: keep the first ones by column
-        rows = np.nonzero(over)[0]
-        sub, t = neg[rows], kth[rows]
-        lt = sub < t
-        eq = sub == t
-        need = k - np.count_nonzero(lt, axis=1)
-        sel[rows] = lt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
-    cols = np.nonzero(sel)[1].reshape(b, k)
-    vals = np.take_along_axis(neg, cols, 1)
-    return np.take_along_axis(cols, np.argsort(vals, axis=1, kind="stable"), 1)
+    idx = np.argpartition(scores, n - k, axis=1)[:, n - k :]  # the k largest, unordered
+    kth = np.take_along_axis(scores, idx, 1).min(1, keepdims=True)  # the k-th largest value
+    # a row is exact unless scores equal to the k-th value straddle the cut
+    n_eq_all = np.count_nonzero(scores == kth, axis=1)
+    n_eq_sel = np.count_nonzero(np.take_along_axis(scores, idx, 1) == kth, axis=1)
+    bad = np.nonzero(n_eq_all != n_eq_sel)[0]
+    for r in bad.tolist():  # rare: pick the equal ones by column order
+        row = scores[r]
+        gt_cols = np.nonzero(row > kth[r, 0])[0]
+        eq_cols = np.nonzero(row == kth[r, 0])[0][: k - len(gt_cols)]
+        idx[r] = np.concatenate([gt_cols, eq_cols])
+    idx.sort(axis=1)  # column order, so that the stable sort below breaks ties by column
+    vals = np.take_along_axis(scores, idx, 1)
+    return np.take_along_axis(idx, np.argsort(-vals, axis=1, kind="stable"), 1)
 
 
 class CandidateSelector:
@@ -203,7 +203,8 @@ class CandidateSelector:
     (``top_k <= 0``: no cap).
     """
 
-    def __init__(self, correct_mat: np.ndarray, top_k: int = 100, protocol: str = "qpic", chunk: int = 256):
+    def __init__(self, correct_mat: np.ndarray, top_k: int = 100, protocol: str = "qpic", chunk: int = 256,
+                 label_lut: np.ndarray | None = None):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         cm = np.asarray(correct_mat)
@@ -214,45 +215,74 @@ class CandidateSelector:
         self.valid_T = cm.T.astype(bool)  # (O, V)
         self.num_verbs = cm.shape[0]
         self.num_objects = cm.shape[1]
+        # per object, its valid verbs in ascending order, padded: scores are gathered into (Q, vmax)
+        # blocks, so the top-k search runs over the valid (object, verb) entries only
+        counts = self.valid_T.sum(1)
+        self.vmax = max(int(counts.max()) if counts.size else 0, 1)
+        self.gather = np.zeros((self.num_objects, self.vmax), np.int64)
+        self.pad = np.ones((self.num_objects, self.vmax), bool)
+        for o in range(self.num_objects):
+            vv = np.nonzero(self.valid_T[o])[0]
+            self.gather[o, : len(vv)] = vv
+            self.pad[o, : len(vv)] = False
         self.top_k = int(top_k)
         self.protocol = protocol
         self.chunk = chunk
         self._buffers: dict = {}
         self._parts: list = []
+        # optional dataset id -> contiguous id table (-1 = unknown), applied to the labels in batches
+        self.label_lut = None if label_lut is None else np.asarray(label_lut, np.int64)
 
     def add(self, image: int, boxes, labels, verb_scores, sub_ids, obj_ids, where: str = "") -> None:
-        where = where or f"image {image}"
+        """Queue one image (validated in batches when its shape group is flushed)."""
         boxes = np.asarray(boxes)
-        labels = np.asarray(labels)
         vs = np.asarray(verb_scores)
-        sub_ids = np.asarray(sub_ids).astype(np.int64, copy=False)
-        obj_ids = np.asarray(obj_ids).astype(np.int64, copy=False)
-        check_boxes(boxes, f"predictions {where}")
-        boxes = boxes.reshape(-1, 4)
-        m = len(boxes)
-        if labels.shape != (m,):
-            raise ValueError(f"predictions {where}: labels must have shape ({m},), got {labels.shape}")
-        if vs.ndim != 2 or vs.shape[1] != self.num_verbs:
-            raise ValueError(f"predictions {where}: verb_scores must have shape (Q, {self.num_verbs}), got {vs.shape}")
-        q = vs.shape[0]
-        if sub_ids.shape != (q,) or obj_ids.shape != (q,):
-            raise ValueError(f"predictions {where}: sub_ids/obj_ids must have shape ({q},), got "
-                             f"{sub_ids.shape} / {obj_ids.shape}")
-        if q and (min(sub_ids.min(), obj_ids.min()) < 0 or max(sub_ids.max(), obj_ids.max()) >= m):
-            raise ValueError(f"predictions {where}: sub_ids/obj_ids out of range [0, {m})")
-        if not np.issubdtype(vs.dtype, np.floating):
-            vs = vs.astype(np.float64)
-        if not np.isfinite(vs).all():
-            raise ValueError(f"predictions {where}: verb_scores contain NaN or inf")
-        if m and (labels.min() < 0 or labels.max() >= self.num_objects):
-            raise ValueError(f"predictions {where}: labels out of range [0, {self.num_objects})")
-        if q == 0:
+        if boxes.ndim != 2 or boxes.shape[-1:] != (4,) or vs.ndim != 2:
+            if boxes.size == 0 and vs.size == 0:
+                return
+            raise ValueError(f"predictions {where or f'image {image}'}: boxes must be (M, 4) and verb_scores "
+                             f"(Q, {self.num_verbs}), got {boxes.shape} / {vs.shape}")
+        if vs.shape[0] == 0:
             return
-        key = (m, q, vs.dtype.str, boxes.dtype.str)
+        labels, sub_ids, obj_ids = np.asarray(labels), np.asarray(sub_ids), np.asarray(obj_ids)
+        key = (boxes.shape, labels.shape, vs.shape, sub_ids.shape, obj_ids.shape, vs.dtype.str, boxes.dtype.str)
         buf = self._buffers.setdefault(key, [])
-        buf.append((image, boxes, labels.astype(np.int64, copy=False), vs, sub_ids, obj_ids))
+        buf.append((image, boxes, labels, vs, sub_ids, obj_ids, where or f"image {image}"))
         if len(buf) >= self.chunk:
             self._flush(key)
+
+    def _validate(self, buf, boxes, labels, vs, sub_ids, obj_ids) -> None:
+        """Batched input checks; on failure, name the first offending image."""
+        def fail(mask, msg):
+            i = int(np.nonzero(mask)[0][0])
+            raise ValueError(f"predictions {buf[i][6]}: {msg}")
+
+        bsz, m = boxes.shape[:2]
+        q = vs.shape[1]
+        if labels.shape != (bsz, m):
+            fail(np.ones(bsz, bool), f"labels must have shape ({m},) like the boxes, got {labels.shape[1:]}")
+        if vs.shape[2] != self.num_verbs:
+            fail(np.ones(bsz, bool), f"verb_scores must have shape (Q, {self.num_verbs}), got {vs.shape[1:]}")
+        if sub_ids.shape != (bsz, q) or obj_ids.shape != (bsz, q):
+            fail(np.ones(bsz, bool), f"sub_ids/obj_ids must have shape ({q},), got {sub_ids.shape[1:]} / "
+                                     f"{obj_ids.shape[1:]}")
+        if not np.issubdtype(vs.dtype, np.floating):
+            fail(np.ones(bsz, bool), f"verb_scores must be floating point, got {vs.dtype}")
+        fin = np.isfinite(vs).reshape(bsz, -1).all(1)
+        if not fin.all():
+            fail(~fin, "verb_scores contain NaN or inf")
+        bfin = np.isfinite(boxes).reshape(bsz, -1).all(1)
+        if not bfin.all():
+            fail(~bfin, "boxes contain NaN or inf")
+        inv = ((boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])).any(1)
+        if inv.any():
+            fail(inv, "a box has x2 < x1 or y2 < y1 (boxes must be x1, y1, x2, y2)")
+        bad = ((labels < 0) | (labels >= self.num_objects)).any(1)
+        if bad.any():
+            fail(bad, f"labels out of range [0, {self.num_objects})")
+        bad = ((sub_ids < 0) | (sub_ids >= m) | (obj_ids < 0) | (obj_ids >= m)).any(1)
+        if bad.any():
+            fail(bad, f"sub_ids/obj_ids out of range [0, {m})")
 
     def _flush(self, key) -> None:
         buf = self._buffers.pop(key, [])
@@ -264,22 +294,50 @@ class CandidateSelector:
         vs = np.stack([b[3] for b in buf])  # (B, Q, V)
         sub_ids = np.stack([b[4] for b in buf])  # (B, Q)
         obj_ids = np.stack([b[5] for b in buf])
+        if self.label_lut is not None:
+            raw = labels.astype(np.int64)
+            out = (raw < 0) | (raw >= len(self.label_lut))
+            labels = np.where(out, -1, self.label_lut[np.clip(raw, 0, len(self.label_lut) - 1)])
+            unknown = (labels < 0).any(1)
+            if unknown.any():
+                i = int(np.nonzero(unknown)[0][0])
+                raise ValueError(f"predictions {buf[i][6]}: unknown object category_id "
+                                 f"{int(raw[i][labels[i] < 0][0])} (see --object-ids)")
+        self._validate(buf, boxes, labels, vs, sub_ids, obj_ids)
+        labels = labels.astype(np.int64, copy=False)
+        sub_ids = sub_ids.astype(np.int64, copy=False)
+        obj_ids = obj_ids.astype(np.int64, copy=False)
         bsz, q, v = vs.shape
         obj_lab = np.take_along_axis(labels, obj_ids, 1)  # (B, Q)
-        valid = self.valid_T[obj_lab]  # (B, Q, V)
+        gidx = self.gather[obj_lab]  # (B, Q, vmax) verb of each compressed slot
+        comp = np.take_along_axis(vs, gidx, 2)
+        np.copyto(comp, np.array(-np.inf, comp.dtype), where=self.pad[obj_lab])
+        flat = comp.reshape(bsz, q * self.vmax)
+        top = topk_stable(flat, self.top_k)  # (B, k) compressed positions; ties by flat (q, verb) order
+        sc = np.take_along_axis(flat, top, 1)
+        qi, ji = np.divmod(top, self.vmax)
+        vi = np.take_along_axis(gidx.reshape(bsz, -1), top, 1)
         if self.protocol == "qpic":
-            scores = vs * valid.astype(vs.dtype)
+            # exact unless masked zeros could enter the top-k (fewer than k positive valid scores)
+            need_full = ~((sc > 0).all(1) & (top.shape[1] == (self.top_k if self.top_k > 0 else q * v)))
+            rows_full = np.nonzero(need_full)[0]
+            if len(rows_full):
+                qi, vi, sc = qi.tolist(), vi.tolist(), list(sc)
+                for r in rows_full.tolist():
+                    masked = (vs[r] * self.valid_T[obj_lab[r]]).reshape(1, -1)
+                    f = topk_stable(masked, self.top_k)[0]
+                    qi[r], vi[r] = np.divmod(f, v)
+                    sc[r] = masked[0, f]
+                rows = np.repeat(np.arange(bsz), [len(x) for x in sc])
+                qi, vi, sc = (np.concatenate([np.asarray(x) for x in arr]) for arr in (qi, vi, sc))
+            else:
+                rows = np.repeat(np.arange(bsz), top.shape[1])
+                qi, vi, sc = qi.reshape(-1), vi.reshape(-1), sc.reshape(-1)
         else:
-            scores = np.where(valid, vs, np.array(-np.inf, vs.dtype))
-        flat = scores.reshape(bsz, q * v)
-        top = topk_stable(flat, self.top_k)  # (B, k)
-        rows = np.repeat(np.arange(bsz), top.shape[1])
-        f = top.reshape(-1)
-        sc = flat[rows, f]
-        if self.protocol == "matlab":
+            rows = np.repeat(np.arange(bsz), top.shape[1])
+            qi, vi, sc = qi.reshape(-1), vi.reshape(-1), sc.reshape(-1)
             keep = np.isfinite(sc)
-            rows, f, sc = rows[keep], f[keep], sc[keep]
-        qi, vi = np.divmod(f, v)
+            rows, qi, vi, sc = rows[keep], qi[keep], vi[keep], sc[keep]
         si, oi = sub_ids[rows, qi], obj_ids[rows, qi]
         self._parts.append(HOICandidates(
             image=imgs[rows], sub_boxes=boxes[rows, si], obj_boxes=boxes[rows, oi], sub_labels=labels[rows, si],

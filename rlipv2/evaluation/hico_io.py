@@ -34,6 +34,7 @@ __all__ = [
     "load_json",
     "hico_coco80_ids",
     "gt_images_from_json",
+    "gt_from_json",
     "train_counts_from_json",
     "NpzReader",
     "write_npz_atomic",
@@ -71,8 +72,9 @@ class IdMaps:
         self.verb_offset = int(verb_offset)
         self.num_verbs = int(num_verbs)
         lut_size = int(self.object_ids.max()) + 1 if len(self.object_ids) else 1
-        self._lut = np.full(lut_size, -1, np.int64)
-        self._lut[self.object_ids] = np.arange(len(self.object_ids))
+        self.lut = np.full(lut_size, -1, np.int64)  # dataset id -> contiguous id, -1 = unknown
+        self.lut[self.object_ids] = np.arange(len(self.object_ids))
+        self._lut = self.lut
 
     @classmethod
     def from_spec(cls, correct_mat: np.ndarray, object_ids: str = "auto", verb_offset: str = "auto") -> IdMaps:
@@ -118,96 +120,200 @@ class IdMaps:
         return v
 
 
-def _image_record(rec, path, i):
-    if not isinstance(rec, dict) or "file_name" not in rec:
-        raise ValueError(f"{path}: record {i} has no 'file_name'")
-    return rec["file_name"]
+def _flatten_records(path, data, ids: IdMaps):
+    """Flat arrays of a community-format list: names, per-image box / hoi counts, boxes, labels, hois."""
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of image records")
+    names, nbox, nhoi, boxes, cats, hois = [], [], [], [], [], []
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict) or "file_name" not in rec:
+            raise ValueError(f"{path}: record {i} has no 'file_name'")
+        try:
+            anns = rec.get("annotations", [])
+            hh = rec.get("hoi_annotation", [])
+            boxes.extend(a["bbox"] for a in anns)
+            cats.extend(a["category_id"] for a in anns)
+            hois.extend((h["subject_id"], h["object_id"], h["category_id"]) for h in hh)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path} record {i} ({rec.get('file_name')}): malformed annotation ({e!r})") from None
+        names.append(rec["file_name"])
+        nbox.append(len(anns))
+        nhoi.append(len(hh))
+    try:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    except ValueError:
+        raise ValueError(f"{path}: every 'bbox' must be [x1, y1, x2, y2]") from None
+    nbox, nhoi = np.asarray(nbox, np.int64), np.asarray(nhoi, np.int64)
+    box_rec = np.repeat(np.arange(len(names)), nbox)
+    hoi_rec = np.repeat(np.arange(len(names)), nhoi)
+    hois = np.asarray(hois, np.int64).reshape(-1, 3)
+
+    def where(kind, idx):
+        r = int(idx)
+        return f"{path} record {r} ({names[r]}), {kind}"
+
+    try:
+        labels = ids.objects(cats, f"{path}")
+    except ValueError:
+        bad = np.nonzero(~np.isin(np.asarray(cats, np.int64), ids.object_ids))[0][0]
+        raise ValueError(f"{where('annotations', box_rec[bad])}: unknown object category_id {cats[bad]} "
+                         f"(see --object-ids)") from None
+    v = hois[:, 2] - ids.verb_offset
+    bad = (v < 0) | (v >= ids.num_verbs)
+    if bad.any():
+        k = np.nonzero(bad)[0][0]
+        raise ValueError(f"{where('hoi_annotation', hoi_rec[k])}: verb category_id {hois[k, 2]} out of range "
+                         f"(offset {ids.verb_offset}, {ids.num_verbs} verbs; see --verb-offset)")
+    hois[:, 2] = v
+    lim = nbox[hoi_rec]
+    bad = (hois[:, 0] < 0) | (hois[:, 1] < 0) | (hois[:, 0] >= lim) | (hois[:, 1] >= lim)
+    if bad.any():
+        k = np.nonzero(bad)[0][0]
+        raise ValueError(f"{where('hoi_annotation', hoi_rec[k])}: subject_id/object_id {hois[k, :2].tolist()} "
+                         f"out of range [0, {lim[k]})")
+    return names, nbox, nhoi, boxes, labels, hois
+
+
+def gt_from_json(path, ids: IdMaps, box_dtype=np.float32):
+    """HOIGroundTruth (contiguous ids) from a community test_hico.json, built with array code."""
+    from .boxes import check_boxes
+    from .hico_core import HOIGroundTruth
+
+    names, nbox, nhoi, boxes, labels, hois = _flatten_records(path, load_json(path), ids)
+    try:
+        check_boxes(boxes, str(path))
+    except ValueError as e:
+        raise ValueError(f"{e} (global box index; see the record with that many boxes before it)") from None
+    box_off = np.concatenate(([0], np.cumsum(nbox)))
+    hoi_off = np.concatenate(([0], np.cumsum(nhoi)))
+    base = np.repeat(box_off[:-1], nhoi)
+    return HOIGroundTruth(list(names), box_off, boxes.astype(box_dtype), labels, hoi_off, hois[:, 0] + base,
+                          hois[:, 1] + base, hois[:, 2].copy())
 
 
 def gt_images_from_json(path, ids: IdMaps) -> list:
-    """Per-image GT dicts (contiguous ids) from a community test_hico.json."""
-    data = load_json(path)
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of image records")
-    out = []
-    for i, rec in enumerate(data):
-        name = _image_record(rec, path, i)
-        where = f"{path} record {i} ({name})"
-        anns = rec.get("annotations", [])
-        try:
-            boxes = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
-            labels = ids.objects([a["category_id"] for a in anns], where)
-            hois = rec.get("hoi_annotation", [])
-            h = np.array([[x["subject_id"], x["object_id"], x["category_id"]] for x in hois], np.int64).reshape(-1, 3)
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, ValueError) and "category_id" in str(e):
-                raise
-            raise ValueError(f"{where}: malformed annotation ({e!r})") from None
-        h[:, 2] = ids.verbs(h[:, 2], where)
-        out.append({"file_name": name, "boxes": boxes, "labels": labels, "hois": h})
-    return out
+    """Per-image GT dicts {"file_name", "boxes", "labels", "hois"} (contiguous ids) from a test_hico.json."""
+    names, nbox, nhoi, boxes, labels, hois = _flatten_records(path, load_json(path), ids)
+    bo, ho = np.concatenate(([0], np.cumsum(nbox))), np.concatenate(([0], np.cumsum(nhoi)))
+    return [{"file_name": n, "boxes": boxes[bo[i]:bo[i + 1]], "labels": labels[bo[i]:bo[i + 1]],
+             "hois": hois[ho[i]:ho[i + 1]]} for i, n in enumerate(names)]
 
 
 def train_counts_from_json(path, ids: IdMaps) -> Counter:
     """Training hoi counts per (subject label, object label, verb) triplet (RLIPv2 ``set_rare_hois``)."""
-    counts = Counter()
-    for i, rec in enumerate(load_json(path)):
-        anns = rec.get("annotations", [])
-        where = f"{path} record {i}"
-        labels = ids.objects([a["category_id"] for a in anns], where)
-        for h in rec.get("hoi_annotation", []):
-            try:
-                s, o = labels[h["subject_id"]], labels[h["object_id"]]
-            except (IndexError, KeyError):
-                raise ValueError(f"{where}: hoi {h} refers to a missing box") from None
-            counts[(int(s), int(o), int(ids.verbs([h["category_id"]], where)[0]))] += 1
-    return counts
+    names, nbox, nhoi, boxes, labels, hois = _flatten_records(path, load_json(path), ids)
+    base = np.repeat(np.concatenate(([0], np.cumsum(nbox)))[:-1], nhoi)
+    trip = np.stack([labels[hois[:, 0] + base], labels[hois[:, 1] + base], hois[:, 2]], 1)
+    uniq, cnt = np.unique(trip, axis=0, return_counts=True)
+    return Counter({tuple(int(x) for x in t): int(c) for t, c in zip(uniq, cnt)})
 
 
 class NpzReader:
-    """Fast random access to the members of an (uncompressed or compressed) .npz without pickles.
+    """Fast random access to the members of a .npz, without pickles.
 
-    ``np.load`` costs tens of microseconds per member; this reader parses each distinct .npy header once.
+    ``np.load`` costs tens of microseconds per member, which dominates at 47,730 members. Stored
+    (uncompressed) members are read straight from a memory map of the file through the zip central
+    directory; compressed ones go through ``zipfile``. Each distinct .npy header is parsed once.
     """
 
     def __init__(self, path):
+        import mmap
+
         self.path = str(path)
-        self._zip = zipfile.ZipFile(self.path)
-        self._names = {n[:-4] for n in self._zip.namelist() if n.endswith(".npy")}
+        self._file = open(self.path, "rb")
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._buf = memoryview(self._map)
+        self._zip = None
+        try:
+            self._infos = self._central_directory()
+        except ValueError:  # unusual zip layout: let zipfile parse it
+            self._zip = zipfile.ZipFile(self.path)
+            self._infos = {i.filename[:-4]: (i.header_offset, i.compress_type, i.file_size, i)
+                           for i in self._zip.infolist() if i.filename.endswith(".npy")}
         self._headers: dict = {}
 
+    def _central_directory(self) -> dict:
+        """Parse the zip central directory with struct (zipfile's parser is slow for 50k members)."""
+        import struct
+
+        m = self._map
+        end = m.rfind(b"PK\x05\x06", max(0, len(m) - 65557))
+        if end < 0:
+            raise ValueError("no end of central directory")
+        n, size, off = struct.unpack_from("<HII", m, end + 10)
+        if n == 0xFFFF or size == 0xFFFFFFFF or off == 0xFFFFFFFF:  # zip64
+            loc = m.rfind(b"PK\x06\x07", 0, end)
+            if loc < 0:
+                raise ValueError("zip64 locator missing")
+            eocd64 = struct.unpack_from("<Q", m, loc + 8)[0]
+            n, size, off = struct.unpack_from("<QQQ", m, eocd64 + 32)
+        infos, p = {}, off
+        unpack = struct.Struct("<4s6xHxxxxxxxxIIHHHxxxxxxxxI").unpack_from
+        for _ in range(n):
+            sig, method, csize, usize, nlen, xlen, clen, hoff = unpack(m, p)
+            if sig != b"PK\x01\x02":
+                raise ValueError("bad central directory entry")
+            name = m[p + 46 : p + 46 + nlen].decode("utf-8")
+            if usize == 0xFFFFFFFF or csize == 0xFFFFFFFF or hoff == 0xFFFFFFFF:
+                raise ValueError("zip64 member")  # handled by zipfile
+            if name.endswith(".npy"):
+                infos[name[:-4]] = (hoff, method, usize, None)
+            p += 46 + nlen + xlen + clen
+        return infos
+
     def __contains__(self, key) -> bool:
-        return key in self._names
+        return key in self._infos
 
     def keys(self):
-        return sorted(self._names)
+        return sorted(self._infos)
+
+    def _member_bytes(self, key, info):
+        off, method, size, zinfo = info
+        if method != zipfile.ZIP_STORED:
+            if self._zip is None:
+                self._zip = zipfile.ZipFile(self.path)
+            return memoryview(self._zip.read(zinfo or key + ".npy"))
+        local = self._buf[off : off + 30]
+        if bytes(local[:4]) != b"PK\x03\x04":
+            raise ValueError(f"{self.path}: corrupt zip member {key}")
+        start = off + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        return self._buf[start : start + size]
 
     def __getitem__(self, key) -> np.ndarray:
-        if key not in self._names:
+        info = self._infos.get(key)
+        if info is None:
             raise KeyError(f"{self.path}: no array {key!r}")
-        raw = self._zip.read(key + ".npy")
-        if raw[:6] != b"\x93NUMPY":
+        raw = self._member_bytes(key, info)
+        if bytes(raw[:6]) != b"\x93NUMPY":
             raise ValueError(f"{self.path}: member {key!r} is not a .npy array")
-        major = raw[6]
-        if major == 1:
+        if raw[6] == 1:
             hlen, start = int.from_bytes(raw[8:10], "little"), 10
         else:
             hlen, start = int.from_bytes(raw[8:12], "little"), 12
-        header = raw[start : start + hlen]
+        header = bytes(raw[start : start + hlen])
         parsed = self._headers.get(header)
         if parsed is None:
             d = ast.literal_eval(header.decode("latin1"))
             dtype = np.dtype(d["descr"])
             if dtype.hasobject:
                 raise ValueError(f"{self.path}: member {key!r} holds Python objects (pickles are not loaded)")
-            parsed = (dtype, tuple(d["shape"]), bool(d["fortran_order"]))
+            shape = tuple(d["shape"])
+            parsed = (dtype, shape, bool(d["fortran_order"]), int(np.prod(shape)) if shape else 1)
             self._headers[header] = parsed
-        dtype, shape, fortran = parsed
-        arr = np.frombuffer(raw, dtype=dtype, offset=start + hlen, count=int(np.prod(shape)) if shape else 1)
+        dtype, shape, fortran, count = parsed
+        arr = np.frombuffer(raw, dtype=dtype, offset=start + hlen, count=count)
         return arr.reshape(shape, order="F" if fortran else "C")
 
     def close(self):
-        self._zip.close()
+        """Close the files; the map itself goes when the last array viewing it is freed."""
+        try:
+            self._buf.release()
+            self._map.close()
+        except BufferError:  # arrays still view the map
+            pass
+        self._file.close()
+        if self._zip is not None:
+            self._zip.close()
 
 
 def _atomic_path(path):
@@ -224,7 +330,7 @@ def write_npz_atomic(path, arrays) -> None:
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, arr in arrays:
-                with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                with zf.open(name + ".npy", "w") as f:
                     np.lib.format.write_array(f, np.asarray(arr), allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
