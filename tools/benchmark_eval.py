@@ -207,21 +207,77 @@ def bench_hico(workdir: Path, n_images: int, num_queries: int, subset: int):
     return results
 
 
-def bench_vcoco(workdir: Path, n_images: int, n_dets: int):
-    spec = importlib.util.find_spec("rlipv2.evaluation.vcoco")
-    if spec is None:
-        print("== V-COCO: rlipv2.evaluation.vcoco not available, skipped")
-        return
+def bench_vcoco(workdir: Path, n_images: int, n_dets: int, subset: int, pickle_images: int):
+    import pickle
+
+    spec = importlib.util.spec_from_file_location("reference_vcoco", ROOT / "tests" / "evaluation" /
+                                                  "reference_vcoco.py")
+    rv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rv)
+    meta = json.loads((METADATA_DIR / "vcoco_actions.json").read_text())["actions"]
+    print(f"== V-COCO: {n_images} images x {n_dets} detections")
+    t = time.perf_counter()
+    vc, coco, ids, arrays = rv.make_synthetic_vcoco(n_images, n_dets, seed=0, as_numpy="arrays")
+    paths = {"vcoco": workdir / "vcoco_test.json", "coco": workdir / "instances_vcoco_all_2014.json",
+             "ids": workdir / "vcoco_test.ids", "npz": workdir / "dets.npz", "pkl": workdir / "dets.pkl"}
+    paths["vcoco"].write_text(json.dumps(vc))
+    paths["coco"].write_text(json.dumps(coco))
+    np.savetxt(paths["ids"], ids, fmt="%d")
+    write_npz_atomic(paths["npz"], arrays.items())
+    print(f"   generated in {time.perf_counter() - t:.1f} s")
+    base = ["--vcoco-test", str(paths["vcoco"]), "--coco", str(paths["coco"]), "--ids", str(paths["ids"])]
+    wall, inproc, rss, cpu, _ = run_cli("rlipv2.evaluation.vcoco", base + ["--det", str(paths["npz"]), "--json-out",
+                                                                           str(workdir / "vcoco.json")])
+    res = json.loads((workdir / "vcoco.json").read_text())
+    v = res["vcoco"]
+    print(f"   npz detections: CPU time {cpu:.2f} s (one core, whole process); wall {wall:.2f} s for the process, "
+          f"{inproc:.2f} s for module import + evaluation, {res['seconds']:.2f} s load+score as reported; peak RSS "
+          f"{rss:.0f} MiB; agent {100 * v['agent_mAP']:.3f} role S1 {100 * v['role_mAP_s1']:.3f} / "
+          f"{100 * v['role_mAP_s1_24']:.3f} S2 {100 * v['role_mAP_s2']:.3f} / {100 * v['role_mAP_s2_24']:.3f} "
+          "(25 / 24 pairs)")
+    # the vsrl_eval pickle format (list of dicts) on the first images: loading dominates
+    pk_ids = ids[:pickle_images]
+    dets = rv.arrays_to_dicts(arrays, meta, images=pk_ids)
+    with open(paths["pkl"], "wb") as f:
+        pickle.dump(dets, f, protocol=pickle.HIGHEST_PROTOCOL)
+    sub = _vcoco_subset(workdir, vc, pk_ids, "pk")
+    wall, inproc, rss, cpu, _ = run_cli("rlipv2.evaluation.vcoco", [
+        "--vcoco-test", str(sub), "--coco", str(paths["coco"]), "--ids", str(workdir / "pk.ids"), "--det",
+        str(paths["pkl"]), "--allow-pickle", "--json-out", str(workdir / "vcoco_pk.json")])
+    res_pk = json.loads((workdir / "vcoco_pk.json").read_text())
+    print(f"   pickle of dicts ({len(dets)} detections, {os.path.getsize(paths['pkl']) / 2**20:.0f} MiB): CPU "
+          f"{cpu:.2f} s, load+score {res_pk['seconds']:.2f} s; peak RSS {rss:.0f} MiB")
+    # exactness and speed ratio against the slow loop reference on a subset of images
     from rlipv2.evaluation import vcoco
 
-    print(f"== V-COCO: {n_images} images x {n_dets} detections")
-    paths = vcoco.make_synthetic_vcoco(workdir, n_images, n_dets, seed=0)
-    wall, inproc, rss, cpu, _ = run_cli("rlipv2.evaluation.vcoco", [*paths, "--json-out", str(workdir / "vcoco.json")])
-    res = json.loads((workdir / "vcoco.json").read_text())
-    print(f"   CPU time {cpu:.2f} s; wall {wall:.2f} s, {inproc:.2f} s import + evaluation, {res['seconds']:.2f} s "
-          f"load+score; "
-          f"peak RSS {rss:.0f} MiB; agent AP {100 * res['vcoco']['agent_mAP']:.3f} role S1 "
-          f"{100 * res['vcoco']['role_mAP_s1_24']:.3f} S2 {100 * res['vcoco']['role_mAP_s2_24']:.3f} (24-pair)")
+    sub_path = _vcoco_subset(workdir, vc, ids[:subset], "sub")
+    sub_dets = rv.arrays_to_dicts(arrays, meta, images=ids[:subset])
+    t = time.perf_counter()
+    gt = vcoco.load_vcoco_gt(sub_path, coco, workdir / "sub.ids")
+    fast = vcoco.evaluate_vcoco(gt, vcoco.detections_from_dicts(sub_dets, gt))["vcoco"]
+    t_fast = time.perf_counter() - t
+    t = time.perf_counter()
+    slow = rv.reference_vcoco(json.loads(sub_path.read_text()), coco, ids[:subset], sub_dets)
+    t_slow = time.perf_counter() - t
+    same = all(fast[k] == slow[k] for k in fast)
+    print(f"   reference on {subset} images: identical={same}; slow {t_slow:.2f} s vs fast {t_fast:.3f} s "
+          f"({t_slow / t_fast:.0f}x; the slow loop scans one image's detections, vsrl_eval scans all of them)")
+
+
+def _vcoco_subset(workdir, vc, keep_list, name):
+    keep_list = [int(i) for i in keep_list]
+    keep_ids = set(keep_list)
+    out = []
+    for x in vc:
+        n = len(x["ann_id"])
+        keep = [k for k in range(n) if x["image_id"][k] in keep_ids]
+        rid = np.array(x["role_object_id"]).reshape(len(x["role_name"]), n)[:, keep]
+        out.append({**x, "ann_id": [x["ann_id"][k] for k in keep], "label": [x["label"][k] for k in keep],
+                    "image_id": [x["image_id"][k] for k in keep], "role_object_id": rid.reshape(-1).tolist()})
+    path = workdir / f"{name}_vcoco.json"
+    path.write_text(json.dumps(out))
+    np.savetxt(workdir / f"{name}.ids", keep_list, fmt="%d")
+    return path
 
 
 def main():
@@ -231,6 +287,7 @@ def main():
     ap.add_argument("--subset", type=int, default=200, help="images for the slow-reference cross-check")
     ap.add_argument("--vcoco-images", type=int, default=4946)
     ap.add_argument("--vcoco-dets", type=int, default=100)
+    ap.add_argument("--pickle-images", type=int, default=500, help="images timed through the pickle path")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--skip", choices=("hico", "vcoco"), action="append", default=[])
     args = ap.parse_args()
@@ -240,7 +297,8 @@ def main():
         if "hico" not in args.skip:
             bench_hico(workdir, args.images, args.queries, min(args.subset, args.images))
         if "vcoco" not in args.skip:
-            bench_vcoco(workdir, args.vcoco_images, args.vcoco_dets)
+            bench_vcoco(workdir, args.vcoco_images, args.vcoco_dets, min(50, args.vcoco_images),
+                        min(args.pickle_images, args.vcoco_images))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
