@@ -425,6 +425,7 @@ class HOIResult:
     ap: np.ndarray  # (K,)
     max_recall: np.ndarray  # (K,)
     num_det: np.ndarray  # (K,) detections scored for the class
+    num_tp: np.ndarray  # (K,) true positives of the class
     split: np.ndarray  # (K,) 1 = rare / unseen, 0 = non-rare / seen, -1 = in neither list
     curves: dict  # class index -> (rec, prec)
     summary: dict
@@ -565,6 +566,7 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
     ap = np.zeros(K)
     max_rec = np.zeros(K)
     num_det = seg_hi - seg_lo
+    num_tp = np.bincount(rc, weights=tp, minlength=K).astype(np.int64)
     curves = {}
     for k in range(K):
         a, b = seg_lo[k], seg_hi[k]
@@ -614,4 +616,4 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
         f"num_classes_{split_names[0]}": float((split == 1).sum()),
         f"num_classes_{split_names[1]}": float((split == 0).sum()),
     }
-    return HOIResult(protocol, classes, num_gt, ap, max_rec, num_det, split, curves, summary)
+    return HOIResult(protocol, classes, num_gt, ap, max_rec, num_det, num_tp, split, curves, summary)
