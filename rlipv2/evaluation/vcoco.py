@@ -70,14 +70,12 @@ class VCOCOGroundTruth:
 
 
 def _clean_box(bbox, width, height):
-    x1, y1 = bbox[0], bbox[1]
-    x2 = x1 + np.maximum(0.0, bbox[2] - 1.0)
-    y2 = y1 + np.maximum(0.0, bbox[3] - 1.0)
-    x1 = np.minimum(width - 1.0, np.maximum(0.0, x1))
-    y1 = np.minimum(height - 1.0, np.maximum(0.0, y1))
-    x2 = np.minimum(width - 1.0, np.maximum(0.0, x2))
-    y2 = np.minimum(height - 1.0, np.maximum(0.0, y2))
-    return x1, y1, x2, y2
+    """COCO xywh -> inclusive xyxy clipped to the image (vsrl_eval's float64 arithmetic, in Python floats)."""
+    x1, y1 = float(bbox[0]), float(bbox[1])
+    x2 = x1 + max(0.0, float(bbox[2]) - 1.0)
+    y2 = y1 + max(0.0, float(bbox[3]) - 1.0)
+    w1, h1 = width - 1.0, height - 1.0
+    return min(w1, max(0.0, x1)), min(h1, max(0.0, y1)), min(w1, max(0.0, x2)), min(h1, max(0.0, y2))
 
 
 def load_vcoco_gt(vcoco_json, coco_json, ids_file) -> VCOCOGroundTruth:
@@ -297,12 +295,25 @@ def evaluate_vcoco(gt: VCOCOGroundTruth, det: VCOCODetections, ovr_thresh: float
     good_person = ~no_person & (ovmax >= ovr_thresh)
     npos = (gt.person_actions == 1).sum(0)
     # final per-class order of vsrl_eval (argsort()[::-1] of a stable ascending sort over the appended
-    # list: image order, then score descending / later detection first) == (score desc, image desc, index asc)
-    base = np.lexsort((np.arange(d), -img))
+    # list: image order, then score descending / later detection first) == (score desc, image desc, index asc);
+    # sorted with the fast unstable sort, then runs of equal scores re-ordered by that tie key
+    tie_rank = np.empty(d, np.int64)
+    tie_rank[np.lexsort((np.arange(d), -img))] = np.arange(d)
+
+    def final_order(idx, scores):
+        s_ = scores[idx]
+        o = idx[np.argsort(-s_)]
+        ss = scores[o]
+        eq = ss[1:] == ss[:-1]
+        if eq.any():
+            run = np.r_[False, eq] | np.r_[eq, False]
+            pos = np.flatnonzero(run)
+            o[pos] = o[pos][np.lexsort((tie_rank[o[pos]], -ss[pos]))]
+        return o
 
     def score_class(scores, qualifies):
         """TP flags (first qualifying detection per GT person in per-image order) in final order."""
-        recorded = ~np.isnan(scores) & ~ignored
+        recorded = ~ignored & ~np.isnan(scores)
         q = np.flatnonzero(recorded & qualifies)
         tp = np.zeros(d, np.int8)
         if len(q):
@@ -310,9 +321,7 @@ def evaluate_vcoco(gt: VCOCOGroundTruth, det: VCOCODetections, ovr_thresh: float
             qs = q[o]
             firsts = np.r_[True, jm[qs][1:] != jm[qs][:-1]]
             tp[qs[firsts]] = 1
-        idx = base[recorded[base]]
-        order = idx[np.argsort(-scores[idx], kind="stable")]
-        return tp[order]
+        return tp[final_order(np.flatnonzero(recorded), scores)]
 
     agent_ap = np.full(n_act, np.nan, np.float32)
     for a in range(n_act):
@@ -323,13 +332,16 @@ def evaluate_vcoco(gt: VCOCOGroundTruth, det: VCOCODetections, ovr_thresh: float
     for k, (a, r) in enumerate(gt.pairs):
         box = det.role_boxes[:, k, :4]
         s = det.role_boxes[:, k, 4]
-        gt_role = gt.role_boxes[jm, a, r]
-        missing = (gt_role == -1).all(1)
-        ov_role = _overlaps(gt_role, box)
-        no_pred_role = (box == 0).all(1) | np.isnan(box).all(1)
         base_q = good_person & (gt.person_actions[jm, a] == 1)
-        q1 = base_q & np.where(missing, no_pred_role, ov_role >= ovr_thresh)
-        q2 = base_q & np.where(missing, True, ov_role >= ovr_thresh)
+        cand = np.flatnonzero(base_q)  # only these can be true positives
+        gt_role = gt.role_boxes[jm[cand], a, r]
+        missing = (gt_role == -1).all(1)
+        role_ok = _overlaps(gt_role, box[cand]) >= ovr_thresh
+        no_pred_role = (box[cand] == 0).all(1) | np.isnan(box[cand]).all(1)
+        q1 = np.zeros(d, bool)
+        q2 = np.zeros(d, bool)
+        q1[cand] = np.where(missing, no_pred_role, role_ok)
+        q2[cand] = missing | role_ok
         role_ap[1][a, r] = _ap(score_class(s, q1), int(npos[a]))
         role_ap[2][a, r] = _ap(score_class(s, q2), int(npos[a]))
     for a in range(n_act):
