@@ -60,7 +60,7 @@ def reference_oi_rlipv2(preds, gts, top_k, nms=True):
                               "score": pred["rel_scores"][q, r]})
         cands.sort(key=lambda c: c["score"], reverse=True)
         cands = cands[:top_k]
-        trip = lambda c: (int(lab[c["s"]]), int(lab[c["o"]]), c["r"])  # noqa: E731
+        trip = lambda c, lab=lab: (int(lab[c["s"]]), int(lab[c["o"]]), c["r"])  # noqa: E731
         if nms:
             groups = defaultdict(list)
             for i, c in enumerate(cands):
