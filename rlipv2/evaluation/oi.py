@@ -229,7 +229,9 @@ def evaluate_oi_rlipv2(gt: HOIGroundTruth, raw, num_objects: int, num_rels: int,
     p = _official_sums(ap_phr, rel.num_gt, ntp_phr, ndet_phr, phrase=True)
     return {f"mAP_rel@{top_k}": r["mAP"], f"wmAP_rel@{top_k}": r["wmAP"], f"R_rel@{top_k}": r["max_recall"],
             f"mAP_phr@{top_k}": p["mAP"], f"wmAP_phr@{top_k}": p["wmAP"], f"R_phr@{top_k}": p["max_recall"],
-            "num_classes": float(K)}
+            "num_classes": float(K),
+            "_per_class": {"names": [f"{s_} {o_} {r_}" for s_, o_, r_ in rel.classes.tolist()],
+                           "num_gt": rel.num_gt, "ap_rel": rel.ap, "ap_phr": ap_phr}}
 
 
 # ----------------------------------------------------------------------------------------- gcl protocol
@@ -326,10 +328,13 @@ def evaluate_oi(gt, raw, num_objects, num_rels, protocol="rlipv2", nms=True) -> 
                "R_phr@100": r100["R_phr@100"], "num_classes": r100["num_classes"]}
         res["score_wtd"] = 0.2 * res["R@50"] + 0.4 * res["wmAP_rel"] + 0.4 * res["wmAP_phr"]
         res["score_wtd_mAP"] = 0.2 * res["R@50"] + 0.4 * res["mAP_rel"] + 0.4 * res["mAP_phr"]
-        return {"oi": res}
+        return {"oi": res, "per_class": r100["_per_class"]}
     if protocol == "gcl":
         res = evaluate_oi_gcl(gt, raw, num_rels)
-        return {"oi": {k: float(v) for k, v in res.items() if not isinstance(v, np.ndarray)}}
+        npos = np.bincount(gt.hoi_verb, minlength=num_rels)
+        per_class = {"names": [str(p) for p in range(num_rels)], "num_gt": npos, "ap_rel": res["AP_rel_per_predicate"],
+                     "ap_phr": res["AP_phr_per_predicate"]}
+        return {"oi": {k: float(v) for k, v in res.items() if not isinstance(v, np.ndarray)}, "per_class": per_class}
     raise ValueError(f"protocol must be 'rlipv2' or 'gcl', got {protocol!r}")
 
 
@@ -343,7 +348,23 @@ def build_parser():
     p.add_argument("--object-ids", default="identity", help="identity (contiguous ids) or a JSON list of ids")
     p.add_argument("--no-nms", action="store_true", help="rlipv2 protocol without the NMS filters")
     p.add_argument("--json-out", default=None)
+    p.add_argument("--output-dir", default=None, help="also write the per-class CSV and PNG here")
     return p
+
+
+def write_oi_reports(output_dir, per_class: dict, protocol: str, class_names=None) -> None:
+    """Per-class (triplet for rlipv2, predicate for gcl) AP table and plot (AP against test GT count)."""
+    from pathlib import Path
+
+    from .plots import plot_per_class, write_per_class_csv
+
+    names = class_names or per_class["names"]
+    rows = [{"class": n, "num_gt": int(g), "ap_rel": float(a), "ap_phr": float(b)}
+            for n, g, a, b in zip(names, per_class["num_gt"], per_class["ap_rel"], per_class["ap_phr"])]
+    out = Path(output_dir)
+    write_per_class_csv(out / "oi_per_class_ap.csv", rows, ["class", "num_gt", "ap_rel", "ap_phr"])
+    plot_per_class(out / "oi_per_class_ap.png", list(names), np.asarray(per_class["ap_rel"], float),
+                   np.asarray(per_class["num_gt"]), {}, title=f"{protocol} protocol, x: test GT count")
 
 
 def main(argv=None) -> dict:
@@ -360,7 +381,9 @@ def main(argv=None) -> dict:
     raw = load_oi_predictions(args.pred, gt, ids, args.num_rels)
     res = evaluate_oi(gt, raw, len(object_ids), args.num_rels, args.protocol, nms=not args.no_nms)
     elapsed = time.perf_counter() - t0
-    out = OrderedDict(protocol=args.protocol, num_images=gt.num_images, seconds=round(elapsed, 3), **res)
+    out = OrderedDict(protocol=args.protocol, num_images=gt.num_images, seconds=round(elapsed, 3), oi=res["oi"])
+    if args.output_dir:
+        write_oi_reports(args.output_dir, res["per_class"], args.protocol)
     o = res["oi"]
     print(f"Open Images [{args.protocol} protocol] R@50 {100 * o['R@50']:.2f}  wmAP_rel {100 * o['wmAP_rel']:.2f}  "
           f"wmAP_phr {100 * o['wmAP_phr']:.2f}  score_wtd {100 * o['score_wtd']:.2f}  ({elapsed:.2f} s)")

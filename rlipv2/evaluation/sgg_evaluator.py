@@ -16,7 +16,7 @@ from detectron2.evaluation import DatasetEvaluator
 
 from .hico_core import HOIGroundTruth, topk_stable
 from .hico_io import write_json_atomic, write_npz_atomic
-from .oi import evaluate_oi
+from .oi import evaluate_oi, write_oi_reports
 from .plots import plot_per_class, write_per_class_csv
 from .vg import VGRecallAccumulator
 
@@ -145,8 +145,9 @@ class OISGGEvaluator(_SGGEvaluatorBase):
         res = evaluate_oi(gt, raw, num_objects, num_rels, self.protocol, nms=self.use_nms)
         if self.output_dir:
             out = Path(self.output_dir)
-            write_json_atomic(out / "oi_results.json", {"protocol": self.protocol, **res})
+            write_json_atomic(out / "oi_results.json", {"protocol": self.protocol, "oi": res["oi"]})
             _write_sgg_npz(out / "oi_predictions.npz", list(uniq.items()), "rel_scores")
+            write_oi_reports(out, res["per_class"], self.protocol)
         logger.info("Open Images [%s protocol] %s", self.protocol, res["oi"])
         return {"oi": {k: float(v) for k, v in res["oi"].items()}}
 

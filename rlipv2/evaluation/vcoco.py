@@ -389,7 +389,27 @@ def build_parser():
     p.add_argument("--allow-pickle", action="store_true", help="allow reading a .pkl (unpickling can run code)")
     p.add_argument("--ovr-thresh", type=float, default=0.5)
     p.add_argument("--json-out", default=None)
+    p.add_argument("--output-dir", default=None, help="also write the per-class CSV and PNG here")
     return p
+
+
+def write_vcoco_reports(output_dir, res: dict) -> None:
+    """Per-class AP table (agent and role AP per scenario, #pos) and plot (AP against #positives)."""
+    from pathlib import Path
+
+    from .plots import plot_per_class, write_per_class_csv
+
+    pc = res["per_class"]
+    rows = [{"class": f"{a}-agent", "kind": "agent", "num_pos": pc["npos"][a], "ap": v} for a, v in pc["agent"].items()]
+    for name, v in pc["role_s1"].items():
+        rows.append({"class": name, "kind": "role", "num_pos": pc["npos"][name.split("-")[0]], "ap": v,
+                     "ap_s2": pc["role_s2"][name]})
+    out = Path(output_dir)
+    write_per_class_csv(out / "vcoco_per_class_ap.csv", rows, ["class", "kind", "num_pos", "ap", "ap_s2"])
+    roles = [r for r in rows if r["kind"] == "role"]
+    plot_per_class(out / "vcoco_per_class_ap.png", [r["class"] for r in roles],
+                   np.array([r["ap"] for r in roles], float), np.array([r["num_pos"] for r in roles]), {},
+                   title="role AP, scenario 1 (x: test positives)")
 
 
 def main(argv=None) -> dict:
@@ -410,6 +430,8 @@ def main(argv=None) -> dict:
         print("note:", n)
     if args.json_out:
         write_json_atomic(args.json_out, out)
+    if args.output_dir:
+        write_vcoco_reports(args.output_dir, res)
     return out
 
 

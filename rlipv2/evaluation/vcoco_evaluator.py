@@ -24,7 +24,7 @@ import numpy as np
 from detectron2.evaluation import DatasetEvaluator
 
 from .hico_io import METADATA_DIR, write_json_atomic, write_npz_atomic
-from .vcoco import VCOCODetections, evaluate_vcoco, load_vcoco_gt
+from .vcoco import VCOCODetections, evaluate_vcoco, load_vcoco_gt, write_vcoco_reports
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ class VCOCOEvaluator(DatasetEvaluator):
                                                             ("role_boxes", det.role_boxes)])
             self._write_pickle(out / "vcoco_detections.pkl", det)
             write_json_atomic(out / "vcoco_results.json", res)
+            write_vcoco_reports(out, res)
         logger.info("V-COCO (vsrl_eval protocol): %s", res["vcoco"])
         return {"vcoco": {k: float(v) for k, v in res["vcoco"].items()}}
 

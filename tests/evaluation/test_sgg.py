@@ -195,3 +195,4 @@ def test_oi_and_vg_dataset_evaluators(sgg_dataset, tmp_path):
     r = vg.evaluate()["sgg"]
     assert {"R@20", "R@50", "R@100", "ngR@100", "mR@100"} <= set(r) and 0 <= r["R@50"] <= r["R@100"] <= 1
     assert (tmp_path / "vg_per_predicate_recall.csv").exists() and (tmp_path / "oi_predictions.npz").exists()
+    assert (tmp_path / "oi_per_class_ap.csv").exists() and (tmp_path / "oi_per_class_ap.png").exists()

@@ -161,5 +161,7 @@ def test_vcoco_evaluator_on_fake_outputs(tmp_path):
         cli = vcoco.main(["--vcoco-test", str(p["vcoco"]), "--coco", str(p["coco"]), "--ids", str(p["ids"]),
                           "--det", str(tmp_path / "out" / "vcoco_detections.pkl"), "--allow-pickle"])
         assert cli["vcoco"] == res["vcoco"]
+        assert (tmp_path / "out" / "vcoco_per_class_ap.csv").read_text().count("\n") == 1 + 26 + 25
+        assert (tmp_path / "out" / "vcoco_per_class_ap.png").stat().st_size > 1000
     finally:
         MetadataCatalog.remove(name)
