@@ -252,6 +252,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     cm = load_correct_mat(args.correct_mat)
     ids = IdMaps.from_spec(cm, args.object_ids, args.verb_offset)
     box_dtype = np.float32 if args.protocol == "qpic" else np.float64
@@ -264,11 +265,13 @@ def main(argv=None) -> dict:
                         nms_beta=args.nms_beta, known_object=args.known_object,
                         pred_box_offset=args.pred_box_offset)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     setting = "known_object" if args.known_object else "default"
     out = OrderedDict(
         protocol=args.protocol, setting=setting, zero_shot=args.zero_shot, top_k=args.top_k,
         nms=dict(enabled=args.nms, thresh=args.nms_thresh, alpha=args.nms_alpha, beta=args.nms_beta),
-        num_images=gt.num_images, num_candidates=len(cand), seconds=round(elapsed, 3), hoi=result.summary)
+        num_images=gt.num_images, num_candidates=len(cand), seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3),
+        hoi=result.summary)
     s = result.summary
     split = ("unseen", "seen") if zero_shot else ("rare", "non_rare")
     print(f"HICO-DET [{args.protocol} protocol, {setting}{', zero-shot ' + args.zero_shot if zero_shot else ''}] "

@@ -212,17 +212,16 @@ class NpzReader:
     """Fast random access to the members of a .npz, without pickles.
 
     ``np.load`` costs tens of microseconds per member, which dominates at 47,730 members. Stored
-    (uncompressed) members are read straight from a memory map of the file through the zip central
-    directory; compressed ones go through ``zipfile``. Each distinct .npy header is parsed once.
+    (uncompressed) members are read with one ``pread`` each at the offsets of the zip central
+    directory (parsed once, with struct); compressed ones go through ``zipfile``. Each distinct .npy
+    header is parsed once. Only the members being read are held in memory.
     """
 
     def __init__(self, path):
-        import mmap
-
         self.path = str(path)
         self._file = open(self.path, "rb")
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        self._buf = memoryview(self._map)
+        self._fd = self._file.fileno()
+        self._size = os.fstat(self._fd).st_size
         self._zip = None
         try:
             self._infos = self._central_directory()
@@ -236,18 +235,16 @@ class NpzReader:
         """Parse the zip central directory with struct (zipfile's parser is slow for 50k members)."""
         import struct
 
-        m = self._map
-        end = m.rfind(b"PK\x05\x06", max(0, len(m) - 65557))
+        tail_start = max(0, self._size - 65557)
+        tail = os.pread(self._fd, self._size - tail_start, tail_start)
+        end = tail.rfind(b"PK\x05\x06")
         if end < 0:
             raise ValueError("no end of central directory")
-        n, size, off = struct.unpack_from("<HII", m, end + 10)
-        if n == 0xFFFF or size == 0xFFFFFFFF or off == 0xFFFFFFFF:  # zip64
-            loc = m.rfind(b"PK\x06\x07", 0, end)
-            if loc < 0:
-                raise ValueError("zip64 locator missing")
-            eocd64 = struct.unpack_from("<Q", m, loc + 8)[0]
-            n, size, off = struct.unpack_from("<QQQ", m, eocd64 + 32)
-        infos, p = {}, off
+        n, size, off = struct.unpack_from("<HII", tail, end + 10)
+        if n == 0xFFFF or size == 0xFFFFFFFF or off == 0xFFFFFFFF:
+            raise ValueError("zip64 archive")  # handled by zipfile
+        m = os.pread(self._fd, size, off)
+        infos, p = {}, 0
         unpack = struct.Struct("<4s6xHxxxxxxxxIIHHHxxxxxxxxI").unpack_from
         for _ in range(n):
             sig, method, csize, usize, nlen, xlen, clen, hoff = unpack(m, p)
@@ -273,11 +270,11 @@ class NpzReader:
             if self._zip is None:
                 self._zip = zipfile.ZipFile(self.path)
             return memoryview(self._zip.read(zinfo or key + ".npy"))
-        local = self._buf[off : off + 30]
-        if bytes(local[:4]) != b"PK\x03\x04":
+        local = os.pread(self._fd, 30, off)
+        if local[:4] != b"PK\x03\x04":
             raise ValueError(f"{self.path}: corrupt zip member {key}")
         start = off + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-        return self._buf[start : start + size]
+        return memoryview(os.pread(self._fd, size, start))
 
     def __getitem__(self, key) -> np.ndarray:
         info = self._infos.get(key)
@@ -305,12 +302,6 @@ class NpzReader:
         return arr.reshape(shape, order="F" if fortran else "C")
 
     def close(self):
-        """Close the files; the map itself goes when the last array viewing it is freed."""
-        try:
-            self._buf.release()
-            self._map.close()
-        except BufferError:  # arrays still view the map
-            pass
         self._file.close()
         if self._zip is not None:
             self._zip.close()

@@ -416,12 +416,14 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     gt = load_vcoco_gt(args.vcoco_test, args.coco, args.ids)
     det = load_detections(args.det, gt, args.allow_pickle)
     res = evaluate_vcoco(gt, det, args.ovr_thresh)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     out = OrderedDict(protocol="vsrl_eval", num_images=len(gt.image_ids), num_detections=len(det.image_ids),
-                      seconds=round(elapsed, 3), **res)
+                      seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3), **res)
     s = res["vcoco"]
     print(f"V-COCO [vsrl_eval protocol] agent mAP {100 * s['agent_mAP']:.2f}  role mAP S1 {100 * s['role_mAP_s1']:.2f} "
           f"(25 pairs) / {100 * s['role_mAP_s1_24']:.2f} (24)  S2 {100 * s['role_mAP_s2']:.2f} (25) / "

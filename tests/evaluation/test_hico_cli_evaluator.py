@@ -100,6 +100,7 @@ def test_cli_npz_and_triplet_json_agree(tmp_path, protocol):
     assert written["hoi"]["mAP"] == a["hoi"]["mAP"]
 
 
+@pytest.mark.slow  # a fresh interpreter importing the whole package
 def test_cli_module_entry_point_and_reports(tmp_path):
     paths, *_ = _fixture(tmp_path)
     out = tmp_path / "out.json"
@@ -115,10 +116,14 @@ def test_cli_module_entry_point_and_reports(tmp_path):
     assert (tmp_path / "rep" / "hico_per_class_ap.png").stat().st_size > 1000
 
 
-def test_cli_zero_shot_and_known_object(tmp_path):
+def test_cli_zero_shot_known_object_and_reports(tmp_path):
     paths, *_ = _fixture(tmp_path)
-    z = hico.main(_args(paths, paths["preds.npz"], "--zero-shot", "UC-RF"))
+    z = hico.main(_args(paths, paths["preds.npz"], "--zero-shot", "UC-RF", "--nms", "--output-dir",
+                        str(tmp_path / "rep")))
     assert {"mAP_unseen", "mAP_seen"} <= set(z["hoi"])
+    csv = (tmp_path / "rep" / "hico_per_class_ap.csv").read_text().splitlines()
+    assert csv[0].startswith("class,") and len(csv) == 1 + z["hoi"]["num_classes"]
+    assert (tmp_path / "rep" / "hico_per_class_ap.png").stat().st_size > 1000
     k = hico.main(_args(paths, paths["preds.npz"], "--protocol", "matlab", "--known-object"))
     d = hico.main(_args(paths, paths["preds.npz"], "--protocol", "matlab"))
     assert k["setting"] == "known_object" and k["hoi"]["mAP"] >= d["hoi"]["mAP"]
