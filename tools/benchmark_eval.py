@@ -125,11 +125,13 @@ def write_hico_files(workdir: Path, cm, coco, gt_records, train_records, preds):
 
 
 def run_cli(module: str, args: list, one_core: bool = True):
-    """Run ``python -m module args`` in a fresh process; return (wall s, peak RSS MiB, stdout)."""
+    """Run ``python -m module args`` in a fresh process; return (wall s, in-process s, peak RSS MiB, CPU s,
+    stdout). Peak RSS is the child's own VmHWM (ru_maxrss would include the parent's at fork time)."""
     code = ("import resource, runpy, sys, time; t = time.perf_counter(); sys.argv = [sys.argv[0]] + sys.argv[1:]; "
             f"runpy.run_module({module!r}, run_name='__main__'); "
             "r = resource.getrusage(resource.RUSAGE_SELF); "
-            "print('BENCH', time.perf_counter() - t, r.ru_maxrss / 1024, r.ru_utime + r.ru_stime)")
+            "hwm = [int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')] or [r.ru_maxrss]; "
+            "print('BENCH', time.perf_counter() - t, hwm[0] / 1024, r.ru_utime + r.ru_stime)")
     cmd = [sys.executable, "-c", code, *args]
     if one_core and shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
