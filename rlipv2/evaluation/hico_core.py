@@ -412,7 +412,23 @@ def apply_triplet_nms(cand: HOICandidates, num_objects: int, num_verbs: int, thr
     gr = torch.from_numpy(np.ascontiguousarray(groups, dtype=np.int64))
     for a, b in zip(starts.tolist(), ends.tolist()):
         keep[a:b] = triplet_nms(sb[a:b], ob[a:b], sc[a:b], gr[a:b], thresh, alpha, beta, backend="pytorch").numpy()
-    return cand.take(np.nonzero(keep)[0])
+    cand = cand.take(np.nonzero(keep)[0])
+    # the official list order after NMS: per image, groups in order of first appearance, each in descending
+    # score (equal scores: later first); matching then re-sorts it stably by score, so ties keep it
+    grouped = cand.take(grouped_triplet_order(cand, num_objects, num_verbs))
+    return grouped.take(np.lexsort((np.arange(len(grouped)), -grouped.scores.astype(np.float64), grouped.image)))
+
+
+def grouped_triplet_order(cand: HOICandidates, num_objects: int, num_verbs: int) -> np.ndarray:
+    """Order of the official ``triplet_nms_filter`` output: per image, triplet groups in order of first
+    appearance in the (rank-ordered) list, each group in descending score, equal scores later-first."""
+    if len(cand) == 0:
+        return np.zeros(0, np.int64)
+    code = (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
+    pos = np.arange(len(cand))
+    combo = cand.image * (int(code.max()) + 1) + code
+    _, first_idx, inv = np.unique(combo, return_index=True, return_inverse=True)
+    return np.lexsort((-pos, -cand.scores.astype(np.float64), first_idx[inv], cand.image))
 
 
 @dataclass

@@ -39,7 +39,14 @@ import numpy as np
 
 from .ap import NUMPY_ARANGE_THRESHOLDS, eleven_point_ap, tp_fp_curve, voc_all_point_ap
 from .boxes import iou_qpic, iou_voc
-from .hico_core import CandidateSelector, HOICandidates, HOIGroundTruth, apply_triplet_nms, evaluate_hoi
+from .hico_core import (
+    CandidateSelector,
+    HOICandidates,
+    HOIGroundTruth,
+    apply_triplet_nms,
+    evaluate_hoi,
+    grouped_triplet_order,
+)
 from .hico_io import IdMaps, NpzReader, load_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -126,19 +133,6 @@ def _phrase_nms(cand: HOICandidates, union: np.ndarray, num_objects: int, num_re
     return np.asarray(keep_pos, np.int64)
 
 
-def _grouped_order(cand: HOICandidates, num_objects: int, num_rels: int) -> np.ndarray:
-    """The official list order after ``triplet_nms_filter``: per image, triplet groups in order of first
-    appearance, each in descending score."""
-    code = (cand.sub_labels * num_objects + cand.obj_labels) * num_rels + cand.verbs
-    key_img = cand.image
-    # first appearance position of each (image, code)
-    pos = np.arange(len(cand))
-    combo = key_img * (code.max() + 1 if len(code) else 1) + code
-    _, first_idx, inv = np.unique(combo, return_index=True, return_inverse=True)
-    group_first = first_idx[inv]
-    return np.lexsort((-pos, -cand.scores.astype(np.float64), group_first, key_img))
-
-
 def _phrase_scores(gt: HOIGroundTruth, cand: HOICandidates, union: np.ndarray, class_codes, O: int, R: int):
     """Phrase TP flags with the official position quirk; returns (class index, score, tp) of recorded phrases."""
     n = len(cand)
@@ -203,7 +197,7 @@ def evaluate_oi_rlipv2(gt: HOIGroundTruth, raw, num_objects: int, num_rels: int,
     cand = sel.finish()
     if nms:
         cand = apply_triplet_nms(cand, num_objects, num_rels, nms_thresh, nms_alpha, nms_beta)
-        cand = cand.take(_grouped_order(cand, num_objects, num_rels))
+        cand = cand.take(grouped_triplet_order(cand, num_objects, num_rels))
     union = np.concatenate([np.minimum(cand.sub_boxes[:, :2], cand.obj_boxes[:, :2]),
                             np.maximum(cand.sub_boxes[:, 2:], cand.obj_boxes[:, 2:])], 1)
     rel = evaluate_hoi(gt, cand, num_objects, num_rels, protocol="qpic", keep_curves=False)
