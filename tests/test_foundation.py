@@ -57,3 +57,17 @@ def test_collect_env_reports_environment():
         assert key in r.stdout, (key, r.stdout)
     assert "a59f05630a8f205756064244bf5beb8661f96180" in r.stdout
     assert "/data/x" in r.stdout
+
+
+def test_import_is_cheap_and_registers_on_detectron2_import():
+    code = """
+    import sys
+    import rlipv2
+    assert "torch" not in sys.modules, "import rlipv2 must not import torch"
+    from detectron2.modeling import META_ARCH_REGISTRY
+    assert "RLIPv2" in META_ARCH_REGISTRY, list(META_ARCH_REGISTRY._obj_map)
+    print("OK")
+    """
+    r = _run(code)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK" in r.stdout
