@@ -107,12 +107,13 @@ def register_all(root: str | None = None) -> None:
     """Register every official dataset and the default synthetic world under ``root``."""
     from ..synthetic import register_synthetic_world
 
+    explicit_root = root is not None
     root = root if root is not None else datasets_root()
     register_all_hico(root)
     register_all_vcoco(root)
     register_all_open_images(root)
     register_all_pretraining(root)
-    register_synthetic_world(root=os.path.join(root, "synthetic_relations"))
+    register_synthetic_world(root=os.path.join(root, "synthetic_relations") if explicit_root else None)
 
 
 register_all()

@@ -198,9 +198,9 @@ class LazyMetadata(Metadata):
         lazy = self.__dict__.get("_lazy_fields")
         if lazy and key in lazy:
             value = lazy[key]()
-            # another field's computation may already have set it
-            if key not in self.__dict__:
-                Metadata.__setattr__(self, key, value)
+            lazy.pop(key, None)
+            # (set directly: Metadata.__setattr__ would call getattr again)
+            self.__dict__.setdefault(key, value)
             return self.__dict__[key]
         return super().__getattr__(key)
 
