@@ -97,6 +97,7 @@ def load_json(path: str | os.PathLike, what: str = "") -> Any:
 # Bad-record policy (raise by default; the training loader may skip with a logged warning)
 # ----------------------------------------------------------------------------------------------
 _SKIP_BAD = contextvars.ContextVar("rlipv2_skip_bad_records", default=None)
+_COLLECT = contextvars.ContextVar("rlipv2_collect_problems", default=None)
 
 
 def skip_bad_records_enabled() -> bool:
@@ -136,6 +137,9 @@ class ProblemSink:
 
     @classmethod
     def default(cls) -> ProblemSink:
+        collecting = _COLLECT.get()
+        if collecting is not None:
+            return collecting
         return cls("skip" if skip_bad_records_enabled() else "raise")
 
     def add(self, problem: Problem) -> None:
@@ -150,6 +154,18 @@ class ProblemSink:
         for p in self.problems:
             counts[p.kind] = counts.get(p.kind, 0) + 1
         return counts
+
+
+@contextlib.contextmanager
+def collect_problems() -> Iterator[ProblemSink]:
+    """Context manager: loaders called inside report every problem into the yielded sink
+    (and drop the bad records) instead of raising; used by ``python -m rlipv2.data.validate``."""
+    sink = ProblemSink("collect")
+    tok = _COLLECT.set(sink)
+    try:
+        yield sink
+    finally:
+        _COLLECT.reset(tok)
 
 
 def check_box(

@@ -152,6 +152,7 @@ def register_hico_format(
         predicate_dataset_id_to_contiguous_id=dict(pred_map),
         json_file=json_file,
         image_root=image_root,
+        annotation_format=variant,
         evaluator_type=metadata.pop("evaluator_type", "vcoco" if vcoco else "hico"),
         subject_class=metadata.pop("subject_class", objects.index("person") if "person" in objects else 0),
     )

@@ -131,6 +131,6 @@ def register_open_images(
     )
     if triplet_correct_mat_file is not None:
         md.set_lazy(triplet_correct_mat=functools.partial(_np_load, triplet_correct_mat_file))
-    md.set(json_file=json_file, image_root=image_root, evaluator_type=metadata.pop("evaluator_type", "oi"))
+    md.set(json_file=json_file, image_root=image_root, annotation_format="oi", evaluator_type=metadata.pop("evaluator_type", "oi"))
     md.set(**metadata)
     return md

@@ -287,7 +287,7 @@ def register_vg_format(
         predicate_frequencies=functools.partial(_vocab_field, *args, 3),
     )
     md.set(
-        json_file=json_file, image_root=image_root, image_source=image_source,
+        json_file=json_file, image_root=image_root, image_source=image_source, annotation_format="vg",
         relation_threshold=relation_threshold, evaluator_type=metadata.pop("evaluator_type", "vg"),
     )
     md.set(**metadata)
