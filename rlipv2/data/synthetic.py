@@ -43,7 +43,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 OBJECTS = ["person", "ball", "bicycle", "horse", "chair", "cup", "kite", "box", "umbrella", "dog"]
 VERBS = ["ride", "hold", "kick", "carry", "sit on", "look at", "next to", "no interaction"]
@@ -241,14 +241,15 @@ class _Person:
                             (sx + side * 0.05 * self.h, self.top - 0.08 * self.h)]
         return self.top - 0.08 * self.h  # y of the hands
 
-    def straddle(self, seat_y, obj_w):
-        """Ride: hips at seat_y (person lifted), legs down both sides of the object."""
+    def straddle(self, seat_y, obj_w, ground):
+        """Ride: hips at seat_y (person lifted), legs down both sides of the object (feet above ground)."""
         self._lift(seat_y)
         spread = min(0.22 * self.h, obj_w * 0.3)
-        self.legs = [[(self.x - 0.05 * self.h, self.hip), (self.x - spread, self.hip + 0.22 * self.h),
-                      (self.x - spread * 0.9, self.hip + 0.4 * self.h)],
-                     [(self.x + 0.05 * self.h, self.hip), (self.x + spread, self.hip + 0.22 * self.h),
-                      (self.x + spread * 0.9, self.hip + 0.4 * self.h)]]
+        leg = max(0.1 * self.h, min(0.4 * self.h, ground - self.hip - 0.04 * self.h))
+        self.legs = [[(self.x - 0.05 * self.h, self.hip), (self.x - spread, self.hip + 0.55 * leg),
+                      (self.x - spread * 0.9, self.hip + leg)],
+                     [(self.x + 0.05 * self.h, self.hip), (self.x + spread, self.hip + 0.55 * leg),
+                      (self.x + spread * 0.9, self.hip + leg)]]
         for k, side in enumerate((-1, 1)):  # hands forward on the reins/handlebar
             sx = self.x + side * self.torso_w / 2
             hx = self.x + self.facing * 0.3 * self.h
@@ -517,7 +518,7 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
         seat = _draw_object(p, obj, ocx, ground, w, oh, facing, rng)
         obox = p.end()
         if verb == "ride":
-            person.straddle(seat + 0.02 * h, w)
+            person.straddle(seat + 0.02 * h, w, ground)
         else:
             person.sit(seat, ground)
         p.begin()
