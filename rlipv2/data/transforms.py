@@ -17,16 +17,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import CropTransform, Transform
-from PIL import Image, ImageEnhance
 
 __all__ = [
     "ColorJitter",
     "ColorJitterTransform",
     "RandomSizeCrop",
     "RandomSelect",
+    "ResizeShortestEdge",
+    "FastResizeTransform",
     "build_relation_augmentations",
     "OFFICIAL_TRAIN_SCALES",
 ]
@@ -35,8 +37,10 @@ OFFICIAL_TRAIN_SCALES = tuple(range(480, 801, 32))  # 480, 512, ..., 800
 
 
 class ColorJitterTransform(Transform):
-    """Scale brightness, contrast and saturation of a uint8 RGB image (in ``order``), like
-    torchvision's ``ColorJitter`` on PIL images. Boxes and coordinates are unchanged."""
+    """Scale brightness, contrast and saturation of a uint8 RGB image (in ``order``), with the
+    blends of torchvision's ``ColorJitter`` / PIL ``ImageEnhance`` (brightness: towards black;
+    contrast: towards the mean grey level; saturation: towards the greyscale image), computed with
+    OpenCV for speed. Boxes and coordinates are unchanged."""
 
     def __init__(self, brightness: float, contrast: float, saturation: float, order: Sequence[int]):
         super().__init__()
@@ -45,13 +49,21 @@ class ColorJitterTransform(Transform):
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"ColorJitterTransform expects an HxWx3 uint8 image, got {img.dtype} {img.shape}")
-        pil = Image.fromarray(img)
-        ops = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+        out = np.ascontiguousarray(img)
         factors = (self.brightness, self.contrast, self.saturation)
         for k in self.order:
-            if factors[k] != 1.0:
-                pil = ops[k](pil).enhance(factors[k])
-        return np.asarray(pil)
+            f = float(factors[k])
+            if f == 1.0:
+                continue
+            if k == 0:  # brightness
+                out = cv2.addWeighted(out, f, out, 0.0, 0.0)
+            elif k == 1:  # contrast
+                mean = float(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).mean())
+                out = cv2.addWeighted(out, f, out, 0.0, (1.0 - f) * int(mean + 0.5))
+            else:  # saturation
+                grey = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+                out = cv2.addWeighted(out, f, grey, 1.0 - f, 0.0)
+        return out
 
     def apply_coords(self, coords: np.ndarray) -> np.ndarray:
         return coords
@@ -96,6 +108,30 @@ class RandomSizeCrop(T.Augmentation):
         return CropTransform(x0, y0, cw, ch, orig_w=w, orig_h=h)
 
 
+class FastResizeTransform(T.ResizeTransform):
+    """``ResizeTransform`` that resizes uint8 images with OpenCV (bilinear when enlarging, area
+    averaging when shrinking), several times faster than PIL; other images go through PIL."""
+
+    def apply_image(self, img, interp=None):
+        if img.dtype == np.uint8 and img.ndim == 3 and img.shape[:2] == (self.h, self.w):
+            if (self.new_h, self.new_w) == (self.h, self.w):
+                return img
+            shrink = self.new_h * self.new_w < self.h * self.w
+            return cv2.resize(img, (self.new_w, self.new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return super().apply_image(img, interp)
+
+
+class ResizeShortestEdge(T.ResizeShortestEdge):
+    """Detectron2's ``ResizeShortestEdge`` (short side from a list, long side capped), resizing
+    with :class:`FastResizeTransform`."""
+
+    def get_transform(self, image):
+        t = super().get_transform(image)
+        if isinstance(t, T.ResizeTransform):
+            return FastResizeTransform(t.h, t.w, t.new_h, t.new_w, t.interp)
+        return t
+
+
 class RandomSelect(T.Augmentation):
     """Apply ``first`` with probability ``p``, otherwise ``second`` (each a list of augmentations)."""
 
@@ -132,19 +168,19 @@ def build_relation_augmentations(
     proportionally smaller scales. ``random_crop=False`` keeps only the multi-scale resize.
     """
     if not is_train:
-        return [T.ResizeShortestEdge(test_min_size, test_max_size, sample_style="choice")]
+        return [ResizeShortestEdge(test_min_size, test_max_size, sample_style="choice")]
     augs: list[T.Augmentation] = []
     if flip_prob > 0:
         augs.append(T.RandomFlip(prob=flip_prob, horizontal=True, vertical=False))
     if color_jitter > 0:
         augs.append(ColorJitter(color_jitter, color_jitter, color_jitter))
-    multi_scale = T.ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice")
+    multi_scale = ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice")
     if random_crop:
         augs.append(RandomSelect(
             [multi_scale],
-            [T.ResizeShortestEdge(list(crop_resize_sizes), sys.maxsize, sample_style="choice"),
+            [ResizeShortestEdge(list(crop_resize_sizes), sys.maxsize, sample_style="choice"),
              RandomSizeCrop(*crop_size),
-             T.ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice")],
+             ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice")],
         ))
     else:
         augs.append(multi_scale)
