@@ -8,6 +8,7 @@ i.e. one data-loader worker. Target: at least 25 images/s per CPU worker.
 
     python tools/benchmark_data.py [--images 40] [--iters 200] [--size 640x480] [--test]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,26 @@ def _write_images(folder, n, w, h, seed=0):
         img = Image.fromarray(np.clip(np.asarray(img) + noise, 0, 255).astype(np.uint8))
         path = os.path.join(folder, f"HICO_train2015_{i:08d}.jpg")
         img.save(path, quality=90)
-        rels = [{"subject": 0, "object": int(rng.integers(1, len(anns))), "predicate": int(rng.integers(0, 117)),
-                 "confidence": 1.0} for _ in range(int(rng.integers(2, 7)))]
-        dicts.append({"file_name": path, "image_id": i, "height": h, "width": w, "annotations": anns,
-                      "relations": rels, "dataset_name": "hico_det_train"})
+        rels = [
+            {
+                "subject": 0,
+                "object": int(rng.integers(1, len(anns))),
+                "predicate": int(rng.integers(0, 117)),
+                "confidence": 1.0,
+            }
+            for _ in range(int(rng.integers(2, 7)))
+        ]
+        dicts.append(
+            {
+                "file_name": path,
+                "image_id": i,
+                "height": h,
+                "width": w,
+                "annotations": anns,
+                "relations": rels,
+                "dataset_name": "hico_det_train",
+            }
+        )
     return dicts
 
 
@@ -57,9 +74,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
 
-    import torch
-
     import cv2
+    import torch
 
     torch.set_num_threads(1)  # one data-loader worker = one thread
     cv2.setNumThreads(1)
@@ -86,9 +102,12 @@ def main(argv=None):
     ips = args.iters / dt
     mode = "test" if args.test else "train"
     print(f"RelationDatasetMapper ({mode}, official augmentations) on {w}x{h} JPEGs, 1 worker:")
-    print(f"  {ips:.1f} images/s per worker ({1000 * dt / args.iters:.1f} ms/image, of which JPEG decode "
-          f"{1000 * t_decode:.1f} ms); mean output {pixels / args.iters / 1e6:.2f} Mpixel")
-    print(f"  target >= {TARGET:.0f} images/s per worker: ratio {ips / TARGET:.2f} -> {'PASS' if ips >= TARGET else 'BELOW'}")
+    print(
+        f"  {ips:.1f} images/s per worker ({1000 * dt / args.iters:.1f} ms/image, of which JPEG decode "
+        f"{1000 * t_decode:.1f} ms); mean output {pixels / args.iters / 1e6:.2f} Mpixel"
+    )
+    verdict = "PASS" if ips >= TARGET else "BELOW"
+    print(f"  target >= {TARGET:.0f} images/s per worker: ratio {ips / TARGET:.2f} -> {verdict}")
     return 0
 
 

@@ -3,6 +3,7 @@ few/zero-shot splits and the synthetic relation world.
 
 Importing this package registers every official dataset name (lazily) in Detectron2's catalogs.
 """
+
 from . import datasets  # noqa: F401
 from .datasets import (
     MissingDatasetFileError,
@@ -19,8 +20,21 @@ from .synthetic import SyntheticWorldConfig, ensure_world, register_synthetic_wo
 from .transforms import build_relation_augmentations
 
 __all__ = [
-    "MissingDatasetFileError", "RelationDataError", "register_mixture", "register_relation_dataset",
-    "skip_bad_records", "NO_OBJECTS", "LabelSequence", "LabelSequenceBuilder", "build_label_sequence",
-    "get_relation_dataset_dicts", "RelationDatasetMapper", "filter_images_without_relations", "remap_relations",
-    "SyntheticWorldConfig", "ensure_world", "register_synthetic_world", "build_relation_augmentations",
+    "MissingDatasetFileError",
+    "RelationDataError",
+    "register_mixture",
+    "register_relation_dataset",
+    "skip_bad_records",
+    "NO_OBJECTS",
+    "LabelSequence",
+    "LabelSequenceBuilder",
+    "build_label_sequence",
+    "get_relation_dataset_dicts",
+    "RelationDatasetMapper",
+    "filter_images_without_relations",
+    "remap_relations",
+    "SyntheticWorldConfig",
+    "ensure_world",
+    "register_synthetic_world",
+    "build_relation_augmentations",
 ]

@@ -15,6 +15,7 @@
 Sampling is deterministic under the builder's seed (a NumPy generator advanced per batch; pass
 ``seed=`` to :meth:`LabelSequenceBuilder.__call__` to make one batch independent of history).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ class LabelSequence:
 
     @property
     def relation_labels(self) -> list[str]:
-        return self.texts[self.num_object_labels + 1:]
+        return self.texts[self.num_object_labels + 1 :]
 
     @property
     def num_relation_labels(self) -> int:
@@ -88,8 +89,10 @@ class LabelSequenceBuilder:
         self.relation_frequencies = (
             None if relation_frequencies is None else np.asarray(relation_frequencies, np.float64)
         )
-        for labels, freq, what in ((self.object_labels, self.object_frequencies, "object"),
-                                   (self.relation_labels, self.relation_frequencies, "relation")):
+        for labels, freq, what in (
+            (self.object_labels, self.object_frequencies, "object"),
+            (self.relation_labels, self.relation_frequencies, "relation"),
+        ):
             if freq is not None and len(freq) != len(labels):
                 raise ValueError(f"{what} frequencies ({len(freq)}) do not match the {what} labels ({len(labels)})")
         self.num_labels = num_labels
@@ -113,8 +116,11 @@ class LabelSequenceBuilder:
         if mode == "fixed":
             return cls.fixed(metadata.thing_classes, metadata.predicate_classes)
         return cls.pretraining(
-            metadata.thing_classes, metadata.predicate_classes,
-            metadata.get("object_frequencies"), metadata.get("predicate_frequencies"), **kwargs,
+            metadata.thing_classes,
+            metadata.predicate_classes,
+            metadata.get("object_frequencies"),
+            metadata.get("predicate_frequencies"),
+            **kwargs,
         )
 
     @classmethod
@@ -132,9 +138,15 @@ class LabelSequenceBuilder:
     ) -> LabelSequenceBuilder:
         """Per-batch merge + negatives sampled from the vocabularies (by frequency by default)."""
         return cls(
-            "pretraining", object_labels=object_vocabulary, relation_labels=relation_vocabulary,
-            object_frequencies=object_frequencies, relation_frequencies=relation_frequencies,
-            num_labels=num_labels, object_fraction=object_fraction, sampling=sampling, seed=seed,
+            "pretraining",
+            object_labels=object_vocabulary,
+            relation_labels=relation_vocabulary,
+            object_frequencies=object_frequencies,
+            relation_frequencies=relation_frequencies,
+            num_labels=num_labels,
+            object_fraction=object_fraction,
+            sampling=sampling,
+            seed=seed,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -190,11 +202,14 @@ class LabelSequenceBuilder:
                 labels = torch.as_tensor([obj_index[t] for t in x["object_texts"]], dtype=torch.int64)
                 preds = [rel_index[t] for t in x["predicate_texts"]]
             except KeyError as e:
-                raise KeyError(f"label text {e} of image {x.get('file_name', '?')!r} is not in the label sequence") \
-                    from None
+                raise KeyError(
+                    f"label text {e} of image {x.get('file_name', '?')!r} is not in the label sequence"
+                ) from None
             rels = torch.as_tensor(x["relations"], dtype=torch.int64).reshape(-1, 3).clone()
             if len(preds) != rels.shape[0]:
-                raise ValueError(f"{x.get('file_name', '?')}: {rels.shape[0]} relations but {len(preds)} predicate texts")
+                raise ValueError(
+                    f"{x.get('file_name', '?')}: {rels.shape[0]} relations but {len(preds)} predicate texts"
+                )
             if rels.shape[0]:
                 rels[:, 2] = torch.as_tensor(preds, dtype=torch.int64)
             conf = x.get("relation_confidence")
@@ -218,6 +233,12 @@ def build_label_sequence(
     """One-call form: ``mode="fixed"`` with the vocabularies, or ``mode="pretraining"``."""
     if mode == "fixed":
         return LabelSequenceBuilder.fixed(object_labels or [], relation_labels or [])(batch)
-    b = LabelSequenceBuilder.pretraining(object_labels or [], relation_labels or [], object_frequencies,
-                                         relation_frequencies, num_labels=num_labels, seed=seed)
+    b = LabelSequenceBuilder.pretraining(
+        object_labels or [],
+        relation_labels or [],
+        object_frequencies,
+        relation_frequencies,
+        num_labels=num_labels,
+        seed=seed,
+    )
     return b(batch, seed=seed)

@@ -1,4 +1,5 @@
 """``get_relation_dataset_dicts``: Detectron2's ``get_detection_dataset_dicts`` for relation data."""
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ It reads the image, applies the augmentations (official ones by default, see
 that none points at a wrong box, caps relations at 100 per image (the first 100, training only)
 and attaches the label texts of every instance and relation.
 """
+
 from __future__ import annotations
 
 import copy
@@ -158,8 +159,10 @@ class RelationDatasetMapper:
         if v is None:
             if name is None:
                 if self.dataset_name is None:
-                    raise ValueError("RelationDatasetMapper: the record names no dataset; give dataset_name "
-                                     "or thing_classes/predicate_classes")
+                    raise ValueError(
+                        "RelationDatasetMapper: the record names no dataset; give dataset_name "
+                        "or thing_classes/predicate_classes"
+                    )
                 return self._vocab(self.dataset_name)
             md = MetadataCatalog.get(name)
             v = (list(md.thing_classes), list(md.predicate_classes))
@@ -188,8 +191,12 @@ class RelationDatasetMapper:
             return self._bad(d, "file_name", f"cannot decode image {d['file_name']}: {e}", "corrupt_image", e)
         h0, w0 = image.shape[:2]
         if "height" in d and "width" in d and (d["height"], d["width"]) != (h0, w0):
-            return self._bad(d, "height/width", f"annotated size {d['width']}x{d['height']} but the image is "
-                             f"{w0}x{h0}", "size_mismatch")
+            return self._bad(
+                d,
+                "height/width",
+                f"annotated size {d['width']}x{d['height']} but the image is {w0}x{h0}",
+                "size_mismatch",
+            )
         d["height"], d["width"] = h0, w0
 
         anns = d.pop("annotations", [])
@@ -201,9 +208,12 @@ class RelationDatasetMapper:
         rels = np.array([[r["subject"], r["object"], r["predicate"]] for r in rels_in], dtype=np.int64).reshape(-1, 3)
         conf = np.array([r.get("confidence", 1.0) for r in rels_in], dtype=np.float32)
         n = len(anns)
-        if rels.shape[0] and (rels[:, 0].max() >= n or rels[:, 1].max() >= n or rels[:, 0].min() < 0
-                              or rels[:, 1].min() < -1):
-            return self._bad(d, "relations", f"relation index out of range for {n} boxes", "relation_index_out_of_range")
+        if rels.shape[0] and (
+            rels[:, 0].max() >= n or rels[:, 1].max() >= n or rels[:, 0].min() < 0 or rels[:, 1].min() < -1
+        ):
+            return self._bad(
+                d, "relations", f"relation index out of range for {n} boxes", "relation_index_out_of_range"
+            )
 
         aug_input = T.AugInput(image, boxes=boxes)
         transforms = self.augmentations(aug_input)

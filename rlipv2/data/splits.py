@@ -8,6 +8,7 @@
 
 The official released split files are used as they are when present (see ``datasets/README.md``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -112,8 +113,13 @@ def hico_unseen_file_pairs(setting: str) -> list[tuple[int, int]]:
 
 
 def split_entries(
-    full_json: str, kind: str, *, official_json: str | None = None, fraction: float | None = None,
-    setting: str | None = None, seed: int = 0,
+    full_json: str,
+    kind: str,
+    *,
+    official_json: str | None = None,
+    fraction: float | None = None,
+    setting: str | None = None,
+    seed: int = 0,
 ) -> list[dict]:
     """The entries of a derived training set.
 

@@ -26,6 +26,7 @@ Files (HICO-DET format and a VG-format variant), under ``<root>/<tag>/``::
 Registered as ``synthetic_hoi_train``, ``synthetic_hoi_test``, ``synthetic_hoi_test_unseen`` and
 ``synthetic_vg_train``; generated on first use and cached.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,8 +60,12 @@ VALID_COMBINATIONS: dict[str, list[str]] = {
     "no interaction": list(_ALL_OBJ),
 }
 # valid combinations held out of training (zero-shot evaluation)
-UNSEEN_COMBINATIONS: list[tuple[str, str]] = [("kick", "box"), ("carry", "chair"), ("sit on", "box"),
-                                              ("hold", "umbrella")]
+UNSEEN_COMBINATIONS: list[tuple[str, str]] = [
+    ("kick", "box"),
+    ("carry", "chair"),
+    ("sit on", "box"),
+    ("hold", "umbrella"),
+]
 
 
 def correct_mat() -> np.ndarray:
@@ -101,9 +106,11 @@ class SyntheticWorldConfig:
 
     @property
     def tag(self) -> str:
-        return (f"v{WORLD_VERSION}_seed{self.seed}_{self.image_size}px_"
-                f"{self.num_train}-{self.num_test}-{self.num_vg}_p{self.max_people}_u{self.unseen_fraction:g}"
-                f"_q{self.jpeg_quality}")
+        return (
+            f"v{WORLD_VERSION}_seed{self.seed}_{self.image_size}px_"
+            f"{self.num_train}-{self.num_test}-{self.num_vg}_p{self.max_people}_u{self.unseen_fraction:g}"
+            f"_q{self.jpeg_quality}"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,8 +144,13 @@ class _Painter:
 
     def ellipse(self, box, fill=None, outline=None, width=1):
         x0, y0, x1, y1 = box
-        self._both("ellipse", [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], fill=fill, outline=outline,
-                   width=max(1, int(width)))
+        self._both(
+            "ellipse",
+            [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)],
+            fill=fill,
+            outline=outline,
+            width=max(1, int(width)),
+        )
 
     def circle(self, cx, cy, r, fill=None, outline=None, width=1):
         self.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill, outline=outline, width=width)
@@ -155,8 +167,13 @@ class _Painter:
 
     def rect(self, box, fill, outline=None, width=1):
         x0, y0, x1, y1 = box
-        self._both("rectangle", [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], fill=fill, outline=outline,
-                   width=max(1, int(width)))
+        self._both(
+            "rectangle",
+            [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)],
+            fill=fill,
+            outline=outline,
+            width=max(1, int(width)),
+        )
 
     def pieslice(self, box, start, end, fill):
         self._both("pieslice", box, start, end, fill=fill)
@@ -220,25 +237,38 @@ class _Person:
         self.torso_w = 0.2 * h
         # default pose: arms down, legs straight
         self.arms = [self._arm_down(-1), self._arm_down(1)]
-        self.legs = [[(x - 0.05 * h, self.hip), (x - 0.07 * h, ground)], [(x + 0.05 * h, self.hip), (x + 0.07 * h, ground)]]
+        self.legs = [
+            [(x - 0.05 * h, self.hip), (x - 0.07 * h, ground)],
+            [(x + 0.05 * h, self.hip), (x + 0.07 * h, ground)],
+        ]
 
     def _arm_down(self, side):
         sx = self.x + side * self.torso_w / 2
-        return [(sx, self.shoulder), (sx + side * 0.06 * self.h, self.shoulder + 0.2 * self.h),
-                (sx + side * 0.07 * self.h, self.shoulder + 0.38 * self.h)]
+        return [
+            (sx, self.shoulder),
+            (sx + side * 0.06 * self.h, self.shoulder + 0.2 * self.h),
+            (sx + side * 0.07 * self.h, self.shoulder + 0.38 * self.h),
+        ]
 
     def hand_reach(self, side, dy=0.0):
         """Arm stretched sideways (towards ``side``); returns the hand position."""
         sx = self.x + side * self.torso_w / 2
         hand = (sx + side * 0.42 * self.h, self.shoulder + dy * self.h)
-        self.arms[0 if side < 0 else 1] = [(sx, self.shoulder), ((sx + hand[0]) / 2, (self.shoulder + hand[1]) / 2), hand]
+        self.arms[0 if side < 0 else 1] = [
+            (sx, self.shoulder),
+            ((sx + hand[0]) / 2, (self.shoulder + hand[1]) / 2),
+            hand,
+        ]
         return hand
 
     def arms_up(self):
         for k, side in enumerate((-1, 1)):
             sx = self.x + side * self.torso_w / 2
-            self.arms[k] = [(sx, self.shoulder), (sx + side * 0.08 * self.h, self.shoulder - 0.16 * self.h),
-                            (sx + side * 0.05 * self.h, self.top - 0.08 * self.h)]
+            self.arms[k] = [
+                (sx, self.shoulder),
+                (sx + side * 0.08 * self.h, self.shoulder - 0.16 * self.h),
+                (sx + side * 0.05 * self.h, self.top - 0.08 * self.h),
+            ]
         return self.top - 0.08 * self.h  # y of the hands
 
     def straddle(self, seat_y, obj_w, ground):
@@ -246,29 +276,48 @@ class _Person:
         self._lift(seat_y)
         spread = min(0.22 * self.h, obj_w * 0.3)
         leg = max(0.1 * self.h, min(0.4 * self.h, ground - self.hip - 0.04 * self.h))
-        self.legs = [[(self.x - 0.05 * self.h, self.hip), (self.x - spread, self.hip + 0.55 * leg),
-                      (self.x - spread * 0.9, self.hip + leg)],
-                     [(self.x + 0.05 * self.h, self.hip), (self.x + spread, self.hip + 0.55 * leg),
-                      (self.x + spread * 0.9, self.hip + leg)]]
+        self.legs = [
+            [
+                (self.x - 0.05 * self.h, self.hip),
+                (self.x - spread, self.hip + 0.55 * leg),
+                (self.x - spread * 0.9, self.hip + leg),
+            ],
+            [
+                (self.x + 0.05 * self.h, self.hip),
+                (self.x + spread, self.hip + 0.55 * leg),
+                (self.x + spread * 0.9, self.hip + leg),
+            ],
+        ]
         for k, side in enumerate((-1, 1)):  # hands forward on the reins/handlebar
             sx = self.x + side * self.torso_w / 2
             hx = self.x + self.facing * 0.3 * self.h
-            self.arms[k] = [(sx, self.shoulder), ((sx + hx) / 2, self.shoulder + 0.12 * self.h),
-                            (hx, self.shoulder + 0.2 * self.h)]
+            self.arms[k] = [
+                (sx, self.shoulder),
+                ((sx + hx) / 2, self.shoulder + 0.12 * self.h),
+                (hx, self.shoulder + 0.2 * self.h),
+            ]
 
     def sit(self, seat_y, ground):
         self._lift(seat_y)
         f = self.facing if self.facing != 0 else 1
         knee = (self.x + f * 0.24 * self.h, self.hip)
-        self.legs = [[(self.x, self.hip), knee, (knee[0] + f * 0.02 * self.h, ground)],
-                     [(self.x + f * 0.03 * self.h, self.hip), (knee[0] + f * 0.03 * self.h, self.hip + 0.01 * self.h),
-                      (knee[0] + f * 0.05 * self.h, ground)]]
+        self.legs = [
+            [(self.x, self.hip), knee, (knee[0] + f * 0.02 * self.h, ground)],
+            [
+                (self.x + f * 0.03 * self.h, self.hip),
+                (knee[0] + f * 0.03 * self.h, self.hip + 0.01 * self.h),
+                (knee[0] + f * 0.05 * self.h, ground),
+            ],
+        ]
 
     def kick(self, side):
         """One leg stretched towards ``side``; returns the foot position."""
         foot = (self.x + side * 0.4 * self.h, self.ground - 0.1 * self.h)
-        self.legs[1] = [(self.x + side * 0.05 * self.h, self.hip), ((self.x + foot[0]) / 2, (self.hip + foot[1]) / 2 + 0.02 * self.h),
-                        foot]
+        self.legs[1] = [
+            (self.x + side * 0.05 * self.h, self.hip),
+            ((self.x + foot[0]) / 2, (self.hip + foot[1]) / 2 + 0.02 * self.h),
+            foot,
+        ]
         self.legs[0] = [(self.x - side * 0.03 * self.h, self.hip), (self.x - side * 0.05 * self.h, self.ground)]
         return foot
 
@@ -284,8 +333,15 @@ class _Person:
         for leg in self.legs:
             p.line(leg, self.pants, self.limb * 1.15)
         tw = self.torso_w
-        p.polygon([(self.x - tw / 2, self.shoulder - 0.02 * h), (self.x + tw / 2, self.shoulder - 0.02 * h),
-                   (self.x + tw * 0.42, self.hip + 0.02 * h), (self.x - tw * 0.42, self.hip + 0.02 * h)], self.shirt)
+        p.polygon(
+            [
+                (self.x - tw / 2, self.shoulder - 0.02 * h),
+                (self.x + tw / 2, self.shoulder - 0.02 * h),
+                (self.x + tw * 0.42, self.hip + 0.02 * h),
+                (self.x - tw * 0.42, self.hip + 0.02 * h),
+            ],
+            self.shirt,
+        )
         for arm in self.arms:
             p.line(arm[:2], self.shirt, self.limb)
             p.line(arm[1:], self.skin, self.limb * 0.9)
@@ -301,8 +357,14 @@ class _Person:
             start, end = (270, 450) if self.facing < 0 else (90, 270)  # hair on the side away from the face
             p.pieslice([cx - r, cy - r, cx + r, cy + r], start, end, fill=self.hair)
             p.circle(cx + self.facing * 0.55 * r, cy, max(1.0, 0.15 * r), fill=(10, 10, 10))
-            p.polygon([(cx + self.facing * r * 0.9, cy + 0.1 * r), (cx + self.facing * r * 1.3, cy + 0.35 * r),
-                       (cx + self.facing * r * 0.9, cy + 0.5 * r)], self.skin)
+            p.polygon(
+                [
+                    (cx + self.facing * r * 0.9, cy + 0.1 * r),
+                    (cx + self.facing * r * 1.3, cy + 0.35 * r),
+                    (cx + self.facing * r * 0.9, cy + 0.5 * r),
+                ],
+                self.skin,
+            )
 
 
 def _object_size(kind, h, rng):
@@ -343,10 +405,16 @@ def _draw_object(p: _Painter, kind, cx, bottom, w, hgt, facing, rng):
         p.line([back, seat, crank, back], c, max(2, w * 0.045))
         p.line([seat, (bar[0], bar[1] + hgt * 0.12), front], c, max(2, w * 0.045))
         p.line([crank, (bar[0], bar[1] + hgt * 0.12)], c, max(2, w * 0.045))
-        p.line([(bar[0] - f * w * 0.05, bar[1]), (bar[0] + f * w * 0.03, bar[1] + hgt * 0.1)], (30, 30, 30), max(2, w * 0.04))
+        p.line(
+            [(bar[0] - f * w * 0.05, bar[1]), (bar[0] + f * w * 0.03, bar[1] + hgt * 0.1)],
+            (30, 30, 30),
+            max(2, w * 0.04),
+        )
         return y0 + hgt * 0.18
     if kind == "horse":
-        coat = [(110, 70, 40), (160, 110, 60), (60, 40, 25), (230, 225, 215), (120, 120, 120), (30, 25, 20)][rng.integers(6)]
+        coat = [(110, 70, 40), (160, 110, 60), (60, 40, 25), (230, 225, 215), (120, 120, 120), (30, 25, 20)][
+            rng.integers(6)
+        ]
         coat = _jit(rng, coat, 15)
         body_t, body_b = y0 + hgt * 0.3, y0 + hgt * 0.62
         bx0, bx1 = x0 + w * 0.12, x1 - w * 0.12
@@ -359,7 +427,11 @@ def _draw_object(p: _Painter, kind, cx, bottom, w, hgt, facing, rng):
         p.line([(nx - f * w * 0.05, body_t + hgt * 0.08), head], coat, max(3, w * 0.1))
         p.ellipse([head[0] - w * 0.07, head[1] - hgt * 0.08, head[0] + w * 0.07, head[1] + hgt * 0.08], fill=coat)
         tail_x = bx0 if f > 0 else bx1
-        p.line([(tail_x, body_t + hgt * 0.05), (tail_x - f * w * 0.1, body_t + hgt * 0.35)], _jit(rng, coat, 40), max(2, w * 0.04))
+        p.line(
+            [(tail_x, body_t + hgt * 0.05), (tail_x - f * w * 0.1, body_t + hgt * 0.35)],
+            _jit(rng, coat, 40),
+            max(2, w * 0.04),
+        )
         return body_t
     if kind == "chair":
         seat_y = y0 + hgt * 0.5
@@ -367,7 +439,9 @@ def _draw_object(p: _Painter, kind, cx, bottom, w, hgt, facing, rng):
         back_x = x0 + w * 0.1 if f > 0 else x1 - w * 0.1
         p.line([(back_x, y0), (back_x, y1)], c, lw)
         p.rect([x0, seat_y - hgt * 0.06, x1, seat_y + hgt * 0.04], c)
-        p.line([(x1 - w * 0.1 if f > 0 else x0 + w * 0.1, seat_y), (x1 - w * 0.1 if f > 0 else x0 + w * 0.1, y1)], c, lw)
+        p.line(
+            [(x1 - w * 0.1 if f > 0 else x0 + w * 0.1, seat_y), (x1 - w * 0.1 if f > 0 else x0 + w * 0.1, y1)], c, lw
+        )
         return seat_y - hgt * 0.06
     if kind == "cup":
         p.polygon([(x0, y0), (x1 - w * 0.25, y0), (x1 - w * 0.35, y1), (x0 + w * 0.1, y1)], c)
@@ -377,8 +451,11 @@ def _draw_object(p: _Painter, kind, cx, bottom, w, hgt, facing, rng):
         my = y0 + hgt * 0.4
         p.polygon([(cx, y0), (x1, my), (cx, y0 + hgt * 0.8), (x0, my)], c)
         p.line([(cx, y0), (cx, y0 + hgt * 0.8)], _jit(rng, c, 100), 1)
-        p.line([(cx, y0 + hgt * 0.8), (cx + w * 0.15, y0 + hgt * 0.9), (cx - w * 0.1, y1)], _jit(rng, c, 100),
-               max(1, w * 0.05))
+        p.line(
+            [(cx, y0 + hgt * 0.8), (cx + w * 0.15, y0 + hgt * 0.9), (cx - w * 0.1, y1)],
+            _jit(rng, c, 100),
+            max(1, w * 0.05),
+        )
         return y0
     if kind == "box":
         card = _jit(rng, [(190, 150, 100), (160, 120, 70), (220, 190, 140), (120, 90, 60)][rng.integers(4)], 15)
@@ -391,7 +468,11 @@ def _draw_object(p: _Painter, kind, cx, bottom, w, hgt, facing, rng):
         can_b = y0 + hgt * 0.45
         p.pieslice([x0, y0, x1, y0 + hgt * 0.9], 180, 360, fill=c)
         p.line([(cx, can_b - hgt * 0.02), (cx, y1 - hgt * 0.08)], (40, 40, 40), max(2, w * 0.04))
-        p.line([(cx, y1 - hgt * 0.08), (cx + w * 0.06, y1), (cx + w * 0.1, y1 - hgt * 0.06)], (40, 40, 40), max(2, w * 0.04))
+        p.line(
+            [(cx, y1 - hgt * 0.08), (cx + w * 0.06, y1), (cx + w * 0.1, y1 - hgt * 0.06)],
+            (40, 40, 40),
+            max(2, w * 0.04),
+        )
         return y0
     if kind == "dog":
         fur = _jit(rng, [(140, 100, 60), (230, 220, 200), (40, 35, 30), (190, 150, 90)][rng.integers(4)], 15)
@@ -624,17 +705,40 @@ def _render_job(args):
 
 def _hico_entry(fname, objects, relations, s):
     return {
-        "file_name": fname, "height": s, "width": s,
-        "annotations": [{"bbox": [round(v, 1) for v in box], "category_id": OBJECTS.index(n) + 1} for n, box in objects],
-        "hoi_annotation": [{"subject_id": a, "object_id": b, "category_id": VERBS.index(v) + 1} for a, b, v in relations],
+        "file_name": fname,
+        "height": s,
+        "width": s,
+        "annotations": [
+            {"bbox": [round(v, 1) for v in box], "category_id": OBJECTS.index(n) + 1} for n, box in objects
+        ],
+        "hoi_annotation": [
+            {"subject_id": a, "object_id": b, "category_id": VERBS.index(v) + 1} for a, b, v in relations
+        ],
     }
 
 
 def _vg_entry(image_id, objects, relations, s):
-    objs = [{"object_id": image_id * 100 + k, "x": round(b[0], 1), "y": round(b[1], 1), "w": round(b[2] - b[0], 1),
-             "h": round(b[3] - b[1], 1), "names": n} for k, (n, b) in enumerate(objects)]
-    rels = [{"relationship_id": image_id * 100 + k, "predicate": v, "subject_id": image_id * 100 + a,
-             "object_id": image_id * 100 + b} for k, (a, b, v) in enumerate(relations) if v != "no interaction"]
+    objs = [
+        {
+            "object_id": image_id * 100 + k,
+            "x": round(b[0], 1),
+            "y": round(b[1], 1),
+            "w": round(b[2] - b[0], 1),
+            "h": round(b[3] - b[1], 1),
+            "names": n,
+        }
+        for k, (n, b) in enumerate(objects)
+    ]
+    rels = [
+        {
+            "relationship_id": image_id * 100 + k,
+            "predicate": v,
+            "subject_id": image_id * 100 + a,
+            "object_id": image_id * 100 + b,
+        }
+        for k, (a, b, v) in enumerate(relations)
+        if v != "no interaction"
+    ]
     return {"image_id": image_id, "width": s, "height": s, "objects": objs, "relationships": rels}
 
 
@@ -657,8 +761,18 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
     jobs = []
     for split, n in (("train", cfg.num_train), ("test", cfg.num_test), ("vg", cfg.num_vg)):
         for i in range(n):
-            jobs.append((split, i, cfg.seed, s, cfg.max_people, cfg.unseen_fraction, cfg.jpeg_quality,
-                         os.path.join(out_dir, "images", split)))
+            jobs.append(
+                (
+                    split,
+                    i,
+                    cfg.seed,
+                    s,
+                    cfg.max_people,
+                    cfg.unseen_fraction,
+                    cfg.jpeg_quality,
+                    os.path.join(out_dir, "images", split),
+                )
+            )
     if num_workers is None:
         num_workers = min(os.cpu_count() or 1, 8)
     if num_workers > 1 and len(jobs) >= 64:
@@ -678,7 +792,9 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
     held = {(VERBS.index(v) + 1, OBJECTS.index(o) + 1) for v, o in UNSEEN_COMBINATIONS}
 
     def has_unseen(e):
-        return any((r["category_id"], e["annotations"][r["object_id"]]["category_id"]) in held for r in e["hoi_annotation"])
+        return any(
+            (r["category_id"], e["annotations"][r["object_id"]]["category_id"]) in held for r in e["hoi_annotation"]
+        )
 
     assert not any(has_unseen(e) for e in train), "held-out combination leaked into training"
     test_unseen = [e for e in test if has_unseen(e)]
@@ -691,8 +807,11 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
         f.write("\n".join(f"{k + 1:03d}  {v.replace(' ', '_')}" for k, v in enumerate(VERBS)))
     np.save(os.path.join(ann_dir, "corre_mat.npy"), correct_mat())
     stats = {
-        "config": asdict(cfg), "version": WORLD_VERSION, "seconds": round(time.perf_counter() - t0, 2),
-        "num_images": len(results), "num_test_unseen": len(test_unseen),
+        "config": asdict(cfg),
+        "version": WORLD_VERSION,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "num_images": len(results),
+        "num_test_unseen": len(test_unseen),
         "unseen_combinations": [list(c) for c in UNSEEN_COMBINATIONS],
     }
     _write_json(os.path.join(ann_dir, "world.json"), stats)
@@ -710,8 +829,9 @@ def default_root() -> str:
     return os.getenv("RLIPV2_SYNTHETIC_ROOT") or os.path.join(datasets_root(), "synthetic_relations")
 
 
-def ensure_world(root: str | None = None, config: SyntheticWorldConfig = SyntheticWorldConfig(),
-                 num_workers: int | None = None) -> str:
+def ensure_world(
+    root: str | None = None, config: SyntheticWorldConfig = SyntheticWorldConfig(), num_workers: int | None = None
+) -> str:
     """Return the world's folder, generating it first if it is not cached yet (safe across processes)."""
     root = root or default_root()
     final = world_dir(root, config)
@@ -750,9 +870,15 @@ def _rare(root, config, which):
     from .datasets.hoi_format import load_hoi_json
 
     entries = _entries(root, config, "trainval_hoi.json")
-    dicts = load_hoi_json("trainval_hoi.json", "", object_id_map={k + 1: k for k in range(len(OBJECTS))},
-                          predicate_id_map={k + 1: k for k in range(len(VERBS))}, read_sizes=False,
-                          sink=ProblemSink("collect"), entries=entries)
+    dicts = load_hoi_json(
+        "trainval_hoi.json",
+        "",
+        object_id_map={k + 1: k for k in range(len(OBJECTS))},
+        predicate_id_map={k + 1: k for k in range(len(VERBS))},
+        read_sizes=False,
+        sink=ProblemSink("collect"),
+        entries=entries,
+    )
     return rare_triplets_from_counts(dicts)[which]
 
 
@@ -771,31 +897,89 @@ def register_synthetic_world(
     wdir = world_dir(root, config)
     ann = os.path.join(wdir, "annotations")
     common = dict(
-        thing_classes=list(OBJECTS), thing_dataset_id_to_contiguous_id={k + 1: k for k in range(len(OBJECTS))},
-        predicate_classes=list(VERBS), predicate_dataset_id_to_contiguous_id={k + 1: k for k in range(len(VERBS))},
-        correct_mat=correct_mat(), zero_shot_unseen_triplets=unseen_triplets(), subject_class=0,
+        thing_classes=list(OBJECTS),
+        thing_dataset_id_to_contiguous_id={k + 1: k for k in range(len(OBJECTS))},
+        predicate_classes=list(VERBS),
+        predicate_dataset_id_to_contiguous_id={k + 1: k for k in range(len(VERBS))},
+        correct_mat=correct_mat(),
+        zero_shot_unseen_triplets=unseen_triplets(),
+        subject_class=0,
         synthetic_world=config.tag,
     )
     names = {}
-    for suffix, fname, split in (("hoi_train", "trainval_hoi.json", "train"), ("hoi_test", "test_hoi.json", "test"),
-                                 ("hoi_test_unseen", "test_unseen_hoi.json", "test")):
+    for suffix, fname, split in (
+        ("hoi_train", "trainval_hoi.json", "train"),
+        ("hoi_test", "test_hoi.json", "test"),
+        ("hoi_test_unseen", "test_unseen_hoi.json", "test"),
+    ):
         name = f"{prefix}_{suffix}"
         extra = {}
         if suffix == "hoi_test_unseen":  # official zero-shot convention: unseen in "rare", seen in "non-rare"
             uns = unseen_triplets()
             cm = correct_mat()
-            extra = dict(rare_triplets=uns, nonrare_triplets=[
-                (v, o) for v in range(len(VERBS)) for o in range(len(OBJECTS)) if cm[v, o] and (v, o) not in uns])
+            extra = dict(
+                rare_triplets=uns,
+                nonrare_triplets=[
+                    (v, o) for v in range(len(VERBS)) for o in range(len(OBJECTS)) if cm[v, o] and (v, o) not in uns
+                ],
+            )
         md = register_hico_format(
-            name, os.path.join(ann, fname), os.path.join(wdir, "images", split),
-            entries_fn=functools.partial(_entries, root, config, fname), **dict(common), **extra,
+            name,
+            os.path.join(ann, fname),
+            os.path.join(wdir, "images", split),
+            entries_fn=functools.partial(_entries, root, config, fname),
+            **dict(common),
+            **extra,
         )
         if suffix != "hoi_test_unseen":
-            md.set_lazy(rare_triplets=functools.partial(_rare, root, config, 0),
-                        nonrare_triplets=functools.partial(_rare, root, config, 1))
+            md.set_lazy(
+                rare_triplets=functools.partial(_rare, root, config, 0),
+                nonrare_triplets=functools.partial(_rare, root, config, 1),
+            )
         names[name] = os.path.join(ann, fname)
     name = f"{prefix}_vg_train"
-    register_vg_format(name, os.path.join(ann, "vg_scene_graphs.json"), os.path.join(wdir, "images", "vg"),
-                       prepare=functools.partial(ensure_world, root, config), synthetic_world=config.tag)
+    register_vg_format(
+        name,
+        os.path.join(ann, "vg_scene_graphs.json"),
+        os.path.join(wdir, "images", "vg"),
+        prepare=functools.partial(ensure_world, root, config),
+        synthetic_world=config.tag,
+    )
     names[name] = os.path.join(ann, "vg_scene_graphs.json")
     return names
+
+
+def main(argv=None) -> int:
+    """``python -m rlipv2.data.synthetic [--root DIR] [--seed N] [--image-size PX] [--num-train N] ...``:
+    generate (or find cached) a synthetic world and print its folder and generation time."""
+    import argparse
+
+    d = SyntheticWorldConfig()
+    ap = argparse.ArgumentParser(prog="python -m rlipv2.data.synthetic", description=main.__doc__.split("\n")[0])
+    ap.add_argument("--root", default=None, help="cache root (default $DETECTRON2_DATASETS/synthetic_relations)")
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--image-size", type=int, default=d.image_size)
+    ap.add_argument("--num-train", type=int, default=d.num_train)
+    ap.add_argument("--num-test", type=int, default=d.num_test)
+    ap.add_argument("--num-vg", type=int, default=d.num_vg)
+    ap.add_argument("--workers", type=int, default=None)
+    args = ap.parse_args(argv)
+    cfg = SyntheticWorldConfig(
+        seed=args.seed, image_size=args.image_size, num_train=args.num_train, num_test=args.num_test, num_vg=args.num_vg
+    )
+    t0 = time.perf_counter()
+    folder = ensure_world(args.root, cfg, num_workers=args.workers)
+    with open(os.path.join(folder, "annotations", "world.json"), encoding="utf-8") as f:
+        stats = json.load(f)
+    print(
+        f"{folder}\n{stats['num_images']} images; generated in {stats['seconds']:.1f} s "
+        f"(this call {time.perf_counter() - t0:.1f} s); {stats['num_test_unseen']} test images with held-out "
+        f"combinations {stats['unseen_combinations']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

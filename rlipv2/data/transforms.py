@@ -12,6 +12,7 @@ Test: short side 800, long side at most 1333.
 Boxes leaving a crop are clipped and removed by the mapper, which re-indexes the relations
 (:mod:`rlipv2.data.relation_dataset_mapper`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -86,8 +87,9 @@ class ColorJitter(T.Augmentation):
         def f(x):
             return float(np.random.uniform(max(0.0, 1 - x), 1 + x)) if x > 0 else 1.0
 
-        return ColorJitterTransform(f(self.brightness), f(self.contrast), f(self.saturation),
-                                    tuple(int(i) for i in np.random.permutation(3)))
+        return ColorJitterTransform(
+            f(self.brightness), f(self.contrast), f(self.saturation), tuple(int(i) for i in np.random.permutation(3))
+        )
 
 
 class RandomSizeCrop(T.Augmentation):
@@ -117,7 +119,9 @@ class FastResizeTransform(T.ResizeTransform):
             if (self.new_h, self.new_w) == (self.h, self.w):
                 return img
             shrink = self.new_h * self.new_w < self.h * self.w
-            return cv2.resize(img, (self.new_w, self.new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            return cv2.resize(
+                img, (self.new_w, self.new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            )
         return super().apply_image(img, interp)
 
 
@@ -176,12 +180,16 @@ def build_relation_augmentations(
         augs.append(ColorJitter(color_jitter, color_jitter, color_jitter))
     multi_scale = ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice")
     if random_crop:
-        augs.append(RandomSelect(
-            [multi_scale],
-            [ResizeShortestEdge(list(crop_resize_sizes), sys.maxsize, sample_style="choice"),
-             RandomSizeCrop(*crop_size),
-             ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice")],
-        ))
+        augs.append(
+            RandomSelect(
+                [multi_scale],
+                [
+                    ResizeShortestEdge(list(crop_resize_sizes), sys.maxsize, sample_style="choice"),
+                    RandomSizeCrop(*crop_size),
+                    ResizeShortestEdge(list(min_sizes), max_size, sample_style="choice"),
+                ],
+            )
+        )
     else:
         augs.append(multi_scale)
     return augs

@@ -11,6 +11,7 @@ fully; otherwise its header is read), annotated size vs image size, boxes outsid
 with x2 < x1, relation indices out of range, unknown categories. Exits 1 when there is any
 problem, 0 otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,15 @@ def _check_images(dicts: list[dict], source: str, sink: ProblemSink, decode: boo
             sink.add(Problem("corrupt_image", source, image, "file_name", f"cannot read image {path}: {e}"))
             continue
         if "height" in d and (d["height"], d["width"]) != (h, w):
-            sink.add(Problem("size_mismatch", source, image, "height/width",
-                             f"annotated {d['width']}x{d['height']} but {path} is {w}x{h}"))
+            sink.add(
+                Problem(
+                    "size_mismatch",
+                    source,
+                    image,
+                    "height/width",
+                    f"annotated {d['width']}x{d['height']} but {path} is {w}x{h}",
+                )
+            )
 
 
 def validate_dataset(name: str, decode: bool = False) -> tuple[list[Problem], int]:

@@ -1,5 +1,6 @@
 """Every bad-input case gives an error naming the file, the image and the field; validation
 reports all problems with counts; the skip switch drops bad records with a warning."""
+
 import copy
 import logging
 import os
@@ -32,16 +33,36 @@ def _load(name, js, root, registered, fmt="hico", **kw):
 
 
 CASES = {
-    "box_outside_image": (lambda e: e[0]["annotations"][1].__setitem__("bbox", [20, 10, 200, 45]),
-                          "annotations[1].bbox", "outside", 1),
-    "inverted_box": (lambda e: e[0]["annotations"][0].__setitem__("bbox", [30, 2, 1, 40]),
-                     "annotations[0].bbox", "x2 < x1", 1),
-    "relation_index_out_of_range": (lambda e: e[1]["hoi_annotation"][0].__setitem__("object_id", 5),
-                                    "hoi_annotation[0].object_id", "out of range", 2),
-    "unknown_object_category": (lambda e: e[0]["annotations"][2].__setitem__("category_id", 12),
-                                "annotations[2].category_id", "unknown object category", 1),
-    "unknown_verb": (lambda e: e[1]["hoi_annotation"][0].__setitem__("category_id", 118),
-                     "hoi_annotation[0].category_id", "unknown predicate", 2),
+    "box_outside_image": (
+        lambda e: e[0]["annotations"][1].__setitem__("bbox", [20, 10, 200, 45]),
+        "annotations[1].bbox",
+        "outside",
+        1,
+    ),
+    "inverted_box": (
+        lambda e: e[0]["annotations"][0].__setitem__("bbox", [30, 2, 1, 40]),
+        "annotations[0].bbox",
+        "x2 < x1",
+        1,
+    ),
+    "relation_index_out_of_range": (
+        lambda e: e[1]["hoi_annotation"][0].__setitem__("object_id", 5),
+        "hoi_annotation[0].object_id",
+        "out of range",
+        2,
+    ),
+    "unknown_object_category": (
+        lambda e: e[0]["annotations"][2].__setitem__("category_id", 12),
+        "annotations[2].category_id",
+        "unknown object category",
+        1,
+    ),
+    "unknown_verb": (
+        lambda e: e[1]["hoi_annotation"][0].__setitem__("category_id", 118),
+        "hoi_annotation[0].category_id",
+        "unknown predicate",
+        2,
+    ),
     "missing_field": (lambda e: e[1].pop("annotations"), "annotations", "missing", 2),
 }
 
@@ -99,8 +120,15 @@ def test_skip_bad_records_switch(tmp_path, registered, caplog):
 
 def test_mapper_bad_image_raise_or_skip(hico_files, caplog):
     js, root = hico_files
-    d = {"file_name": os.path.join(root, "missing.jpg"), "image_id": 3, "height": 48, "width": 64,
-         "annotations": [], "relations": [{"subject": 0, "object": 0, "predicate": 0}], "dataset_name": "hico_det_train"}
+    d = {
+        "file_name": os.path.join(root, "missing.jpg"),
+        "image_id": 3,
+        "height": 48,
+        "width": 64,
+        "annotations": [],
+        "relations": [{"subject": 0, "object": 0, "predicate": 0}],
+        "dataset_name": "hico_det_train",
+    }
     with pytest.raises(RelationDataError, match=r"missing.jpg: image 3: field 'file_name'"):
         RelationDatasetMapper(is_train=True)(copy.deepcopy(d))
     with caplog.at_level(logging.WARNING):
@@ -125,13 +153,25 @@ def test_validate_reports_every_problem_with_counts(tmp_path):
     assert kinds == ["inverted_box", "inverted_box", "missing_image", "relation_index_out_of_range"]
     assert n_ok == 0
     env = dict(os.environ, PYTHONPATH=REPO)
-    r = subprocess.run([sys.executable, "-m", "rlipv2.data.validate", js, "--format", "hico", "--image-root",
-                        str(root)], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "rlipv2.data.validate", js, "--format", "hico", "--image-root", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
     assert r.returncode == 1, r.stderr
     assert "4 problem(s)" in r.stdout and "inverted_box: 2" in r.stdout and "missing_image: 1" in r.stdout
     good = write_json(tmp_path / "good.json", hico_entries())
-    r = subprocess.run([sys.executable, "-m", "rlipv2.data.validate", good, "--format", "hico", "--image-root",
-                        str(root), "--decode"], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "rlipv2.data.validate", good, "--format", "hico", "--image-root", str(root), "--decode"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
     assert r.returncode == 0 and "no problems" in r.stdout, r.stdout + r.stderr
 
 

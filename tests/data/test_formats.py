@@ -1,4 +1,5 @@
 """Each official format loads from small fixture files into contract-1 dataset dicts."""
+
 import os
 
 import numpy as np
@@ -11,11 +12,28 @@ from rlipv2.data import register_mixture, register_relation_dataset
 from rlipv2.data.datasets.common import MissingDatasetFileError
 
 OFFICIAL_NAMES = [
-    "hico_det_train", "hico_det_test", "hico_det_train_1pct", "hico_det_train_10pct", "hico_det_train_uc_rf",
-    "hico_det_train_uc_nf", "hico_det_train_uo", "hico_det_train_uv", "vcoco_trainval", "vcoco_test",
-    "oi_v6_sgg_train", "oi_v6_sgg_val", "oi_v6_sgg_test", "vg_rel_train", "coco2017_pseudo_rel_train",
-    "o365_pseudo_rel_train", "vg_coco_rel_train", "vg_coco_o365_rel_train", "synthetic_hoi_train",
-    "synthetic_hoi_test", "synthetic_hoi_test_unseen", "synthetic_vg_train",
+    "hico_det_train",
+    "hico_det_test",
+    "hico_det_train_1pct",
+    "hico_det_train_10pct",
+    "hico_det_train_uc_rf",
+    "hico_det_train_uc_nf",
+    "hico_det_train_uo",
+    "hico_det_train_uv",
+    "vcoco_trainval",
+    "vcoco_test",
+    "oi_v6_sgg_train",
+    "oi_v6_sgg_val",
+    "oi_v6_sgg_test",
+    "vg_rel_train",
+    "coco2017_pseudo_rel_train",
+    "o365_pseudo_rel_train",
+    "vg_coco_rel_train",
+    "vg_coco_o365_rel_train",
+    "synthetic_hoi_train",
+    "synthetic_hoi_test",
+    "synthetic_hoi_test_unseen",
+    "synthetic_vg_train",
 ]
 
 
@@ -67,8 +85,10 @@ def test_hico_format(hico_files, registered):
     assert (d["height"], d["width"]) == (48, 64) and d["image_id"] == 0
     assert [a["category_id"] for a in d["annotations"]] == [0, 16, 32]  # person, dog, sports ball
     assert d["annotations"][0]["bbox_mode"] == BoxMode.XYXY_ABS and d["annotations"][0]["bbox"] == [1, 2, 30, 40]
-    assert d["relations"] == [{"subject": 0, "object": 1, "predicate": 57, "confidence": 1.0},
-                              {"subject": 0, "object": 2, "predicate": 44, "confidence": 1.0}]
+    assert d["relations"] == [
+        {"subject": 0, "object": 1, "predicate": 57, "confidence": 1.0},
+        {"subject": 0, "object": 2, "predicate": 44, "confidence": 1.0},
+    ]
     assert dicts[1]["relations"][0]["predicate"] == 116 and dicts[1]["annotations"][1]["category_id"] == 79
     md = MetadataCatalog.get("t_hico")
     # rare from this file's own counts (< 10)
@@ -130,8 +150,9 @@ def test_pseudo_labels_threshold(coco_pseudo_files, registered):
 
 def test_mixture_merges_vocabularies(vg_files, coco_pseudo_files, hico_files, registered):
     register_relation_dataset("t_mix_vg", *vg_files, format="vg")
-    register_relation_dataset("t_mix_co", *coco_pseudo_files, format="vg", image_source="coco2017",
-                              relation_threshold=0.0)
+    register_relation_dataset(
+        "t_mix_co", *coco_pseudo_files, format="vg", image_source="coco2017", relation_threshold=0.0
+    )
     register_relation_dataset("t_mix_hico", *hico_files, format="hico")
     register_mixture("t_mix", ["t_mix_vg", "t_mix_co", "t_mix_hico"])
     registered.extend(["t_mix_vg", "t_mix_co", "t_mix_hico", "t_mix"])
@@ -143,10 +164,12 @@ def test_mixture_merges_vocabularies(vg_files, coco_pseudo_files, hico_files, re
     for d in dicts:  # every record's texts survive the re-indexing
         src = MetadataCatalog.get(d["source_dataset"])
         orig = {x["image_id"]: x for x in DatasetCatalog.get(d["source_dataset"])}[d["image_id"]]
-        assert [md.thing_classes[a["category_id"]] for a in d["annotations"]] == \
-            [src.thing_classes[a["category_id"]] for a in orig["annotations"]]
-        assert [md.predicate_classes[r["predicate"]] for r in d["relations"]] == \
-            [src.predicate_classes[r["predicate"]] for r in orig["relations"]]
+        assert [md.thing_classes[a["category_id"]] for a in d["annotations"]] == [
+            src.thing_classes[a["category_id"]] for a in orig["annotations"]
+        ]
+        assert [md.predicate_classes[r["predicate"]] for r in d["relations"]] == [
+            src.predicate_classes[r["predicate"]] for r in orig["relations"]
+        ]
 
 
 def test_custom_vocabulary_files(tmp_path, registered):
@@ -157,11 +180,25 @@ def test_custom_vocabulary_files(tmp_path, registered):
     verbs.write_text("001  eat\n002  look_at")
     np.save(tmp_path / "cm.npy", np.ones((2, 2)))
     write_image(str(tmp_path / "img" / "a.jpg"))
-    js = write_json(tmp_path / "a.json", [{"file_name": "a.jpg", "annotations": [
-        {"bbox": [0, 0, 10, 10], "category_id": 1}, {"bbox": [5, 5, 9, 9], "category_id": 7}],
-        "hoi_annotation": [{"subject_id": 0, "object_id": 1, "category_id": 2}]}])
-    register_relation_dataset("t_custom", js, str(tmp_path / "img"), format="hico", object_names_file=objs,
-                              verb_names_file=str(verbs), correct_mat_file=str(tmp_path / "cm.npy"))
+    js = write_json(
+        tmp_path / "a.json",
+        [
+            {
+                "file_name": "a.jpg",
+                "annotations": [{"bbox": [0, 0, 10, 10], "category_id": 1}, {"bbox": [5, 5, 9, 9], "category_id": 7}],
+                "hoi_annotation": [{"subject_id": 0, "object_id": 1, "category_id": 2}],
+            }
+        ],
+    )
+    register_relation_dataset(
+        "t_custom",
+        js,
+        str(tmp_path / "img"),
+        format="hico",
+        object_names_file=objs,
+        verb_names_file=str(verbs),
+        correct_mat_file=str(tmp_path / "cm.npy"),
+    )
     registered.append("t_custom")
     md = MetadataCatalog.get("t_custom")
     assert md.thing_classes == ["human", "apple"] and md.predicate_classes == ["eat", "look at"]

@@ -1,4 +1,5 @@
 """The mapper outputs contract 2; crops and flips keep relations right (property tests)."""
+
 import numpy as np
 import pytest
 import torch
@@ -21,17 +22,28 @@ def image_file(tmp_path_factory):
 
 def _record(path, boxes, rels, w=160, h=120):
     return {
-        "file_name": path, "image_id": 1, "height": h, "width": w,
+        "file_name": path,
+        "image_id": 1,
+        "height": h,
+        "width": w,
         # category id = original box index, so the output classes tell which box is which
-        "annotations": [{"bbox": list(b), "bbox_mode": BoxMode.XYXY_ABS, "category_id": i} for i, b in enumerate(boxes)],
-        "relations": [{"subject": s, "object": o, "predicate": p, "confidence": 0.5 + 0.01 * k}
-                      for k, (s, o, p) in enumerate(rels)],
+        "annotations": [
+            {"bbox": list(b), "bbox_mode": BoxMode.XYXY_ABS, "category_id": i} for i, b in enumerate(boxes)
+        ],
+        "relations": [
+            {"subject": s, "object": o, "predicate": p, "confidence": 0.5 + 0.01 * k}
+            for k, (s, o, p) in enumerate(rels)
+        ],
     }
 
 
 def _mapper(is_train=True, **kw):
-    return RelationDatasetMapper(is_train=is_train, thing_classes=[f"obj{i}" for i in range(50)],
-                                 predicate_classes=["on the left of", "on the right of", "hold", "ride"], **kw)
+    return RelationDatasetMapper(
+        is_train=is_train,
+        thing_classes=[f"obj{i}" for i in range(50)],
+        predicate_classes=["on the left of", "on the right of", "hold", "ride"],
+        **kw,
+    )
 
 
 def test_contract_2_output(image_file):
@@ -72,16 +84,20 @@ def test_remap_relations():
 
 boxes_st = st.lists(
     st.tuples(st.floats(0, 150), st.floats(0, 110), st.floats(1, 80), st.floats(1, 80)).map(
-        lambda t: [t[0], t[1], min(160.0, t[0] + t[2]), min(120.0, t[1] + t[3])]),
-    min_size=1, max_size=8)
+        lambda t: [t[0], t[1], min(160.0, t[0] + t[2]), min(120.0, t[1] + t[3])]
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(boxes=boxes_st, data=st.data(), seed=st.integers(0, 2**31 - 1))
 def test_crop_and_flip_keep_relations_right(image_file, boxes, data, seed):
     n = len(boxes)
-    rels = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(-1, n - 1), st.integers(2, 3)),
-                              min_size=1, max_size=10))
+    rels = data.draw(
+        st.lists(st.tuples(st.integers(0, n - 1), st.integers(-1, n - 1), st.integers(2, 3)), min_size=1, max_size=10)
+    )
     np.random.seed(seed)
     augs = [T.RandomFlip(prob=0.5), RandomSizeCrop(20, 100)]
     out = _mapper(augmentations=augs)(_record(image_file, boxes, rels))

@@ -1,4 +1,5 @@
 """Few-/zero-shot splits are reproducible; label sequences follow contract 3 and are deterministic."""
+
 import json
 
 import torch
@@ -20,11 +21,21 @@ from tests.data.conftest import write_json
 def _entries(n=200):
     out = []
     for i in range(n):
-        out.append({"file_name": f"HICO_train2015_{i:08d}.jpg", "height": 10, "width": 10,
-                    "annotations": [{"bbox": [0, 0, 5, 5], "category_id": 1},
-                                    {"bbox": [1, 1, 6, 6], "category_id": [37, 18, 90][i % 3]}],
-                    "hoi_annotation": [{"subject_id": 0, "object_id": 1, "category_id": [45, 58, 117][i % 3]},
-                                       {"subject_id": 0, "object_id": 1, "category_id": 88}]})
+        out.append(
+            {
+                "file_name": f"HICO_train2015_{i:08d}.jpg",
+                "height": 10,
+                "width": 10,
+                "annotations": [
+                    {"bbox": [0, 0, 5, 5], "category_id": 1},
+                    {"bbox": [1, 1, 6, 6], "category_id": [37, 18, 90][i % 3]},
+                ],
+                "hoi_annotation": [
+                    {"subject_id": 0, "object_id": 1, "category_id": [45, 58, 117][i % 3]},
+                    {"subject_id": 0, "object_id": 1, "category_id": 88},
+                ],
+            }
+        )
     return out
 
 
@@ -45,8 +56,10 @@ def test_zero_shot_removes_only_unseen_relations():
     for orig, new in zip(e, z):
         kinds = [(r["category_id"], orig["annotations"][r["object_id"]]["category_id"]) for r in new["hoi_annotation"]]
         assert (45, 37) not in kinds
-        assert len(new["hoi_annotation"]) == len(orig["hoi_annotation"]) - ((45, 37) in [
-            (r["category_id"], orig["annotations"][r["object_id"]]["category_id"]) for r in orig["hoi_annotation"]])
+        assert len(new["hoi_annotation"]) == len(orig["hoi_annotation"]) - (
+            (45, 37)
+            in [(r["category_id"], orig["annotations"][r["object_id"]]["category_id"]) for r in orig["hoi_annotation"]]
+        )
     assert e[0]["hoi_annotation"][0]["category_id"] == 45  # input untouched
 
 
@@ -81,10 +94,14 @@ def test_derived_split_files_and_registration(tmp_path, registered):
 
 
 def test_rare_from_counts_and_sampled_unseen():
-    dicts = [{"annotations": [{"category_id": 0}, {"category_id": 3}],
-              "relations": [{"subject": 0, "object": 1, "predicate": 2}] * k + [{"subject": 0, "object": -1,
-                                                                                   "predicate": 5}]}
-             for k in (4, 7)]
+    dicts = [
+        {
+            "annotations": [{"category_id": 0}, {"category_id": 3}],
+            "relations": [{"subject": 0, "object": 1, "predicate": 2}] * k
+            + [{"subject": 0, "object": -1, "predicate": 5}],
+        }
+        for k in (4, 7)
+    ]
     rare, non_rare = rare_triplets_from_counts(dicts)
     assert non_rare == [(2, 3)] and rare == [(5, -1)]
     e = _entries(90)
@@ -96,10 +113,13 @@ def test_rare_from_counts_and_sampled_unseen():
 
 def _batch():
     return [
-        {"object_texts": ["person", "horse"], "predicate_texts": ["ride", "look at"],
-         "relations": torch.tensor([[0, 1, 7], [0, 1, 3]]), "relation_confidence": torch.tensor([1.0, 0.5])},
-        {"object_texts": ["man", "person", "kite"], "predicate_texts": ["fly"],
-         "relations": torch.tensor([[1, 2, 0]])},
+        {
+            "object_texts": ["person", "horse"],
+            "predicate_texts": ["ride", "look at"],
+            "relations": torch.tensor([[0, 1, 7], [0, 1, 3]]),
+            "relation_confidence": torch.tensor([1.0, 0.5]),
+        },
+        {"object_texts": ["man", "person", "kite"], "predicate_texts": ["fly"], "relations": torch.tensor([[1, 2, 0]])},
     ]
 
 
@@ -140,10 +160,22 @@ def test_pretraining_label_sequence():
 
 
 def test_pretraining_no_sampling_when_batch_is_larger():
-    batch = [{"object_texts": [f"x{i}" for i in range(6)], "predicate_texts": ["p"] * 1,
-              "relations": torch.tensor([[0, 1, 0]])}]
-    s = build_label_sequence(batch, object_labels=["a", "b"], relation_labels=["q"], object_frequencies=[1, 1],
-                             relation_frequencies=[1], num_labels=6, mode="pretraining")
+    batch = [
+        {
+            "object_texts": [f"x{i}" for i in range(6)],
+            "predicate_texts": ["p"] * 1,
+            "relations": torch.tensor([[0, 1, 0]]),
+        }
+    ]
+    s = build_label_sequence(
+        batch,
+        object_labels=["a", "b"],
+        relation_labels=["q"],
+        object_frequencies=[1, 1],
+        relation_frequencies=[1],
+        num_labels=6,
+        mode="pretraining",
+    )
     assert s.object_labels == [f"x{i}" for i in range(6)]  # 6 > int(6 * 2/3) = 4: nothing sampled
     assert s.relation_labels == ["p", "q"]  # relation target 2: one negative sampled
 
@@ -151,8 +183,15 @@ def test_pretraining_no_sampling_when_batch_is_larger():
 def test_label_sequence_for_registered_metadata():
     md = MetadataCatalog.get("hico_det_test")
     b = LabelSequenceBuilder.from_metadata(md)
-    s = b([{"object_texts": ["person", "dog"], "predicate_texts": ["no interaction"],
-            "relations": torch.tensor([[0, 1, 57]])}])
+    s = b(
+        [
+            {
+                "object_texts": ["person", "dog"],
+                "predicate_texts": ["no interaction"],
+                "relations": torch.tensor([[0, 1, 57]]),
+            }
+        ]
+    )
     assert len(s.texts) == 198 and s.targets[0]["relations"].tolist() == [[0, 1, 57]]
     assert s.targets[0]["labels"].tolist() == [0, 16]
     json.dumps(s.texts)

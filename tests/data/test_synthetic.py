@@ -1,4 +1,5 @@
 """The synthetic relation world: deterministic, real JPEGs, geometry-consistent relations, registered."""
+
 import hashlib
 import json
 import os
@@ -55,11 +56,18 @@ def test_world_content(tmp_path):
                 if split == "train":
                     assert pair not in held
                 if VERBS[r["category_id"] - 1] == "ride":  # rider above the mount, overlapping it
-                    assert s["bbox"][1] < o["bbox"][1] and s["bbox"][3] <= o["bbox"][3] + 1 and s["bbox"][0] < o["bbox"][2] and o["bbox"][0] < s["bbox"][2]
+                    assert (
+                        s["bbox"][1] < o["bbox"][1]
+                        and s["bbox"][3] <= o["bbox"][3] + 1
+                        and s["bbox"][0] < o["bbox"][2]
+                        and o["bbox"][0] < s["bbox"][2]
+                    )
                 if VERBS[r["category_id"] - 1] == "carry":  # carried object above the person's feet
                     assert o["bbox"][1] <= s["bbox"][1] + 2
-    assert all(any((r["category_id"], e["annotations"][r["object_id"]]["category_id"]) in held
-                   for r in e["hoi_annotation"]) for e in unseen)
+    assert all(
+        any((r["category_id"], e["annotations"][r["object_id"]]["category_id"]) in held for r in e["hoi_annotation"])
+        for e in unseen
+    )
     vg = json.load(open(os.path.join(ann, "vg_scene_graphs.json")))
     assert len(vg) == 4 and all(os.path.exists(os.path.join(d, "images", "vg", f"{e['image_id']}.jpg")) for e in vg)
     assert np.load(os.path.join(ann, "corre_mat.npy")).shape == (len(VERBS), len(OBJECTS))
@@ -81,8 +89,9 @@ def test_registration_is_lazy_and_loads(tmp_path, registered):
     vg = DatasetCatalog.get("t_syn_vg_train")
     mv = MetadataCatalog.get("t_syn_vg_train")
     assert len(vg) == 4 and "person" in mv.thing_classes and "no interaction" not in mv.predicate_classes
-    m = RelationDatasetMapper(is_train=True, min_sizes=(128, 160), max_size=256, crop_resize_sizes=(128,),
-                              crop_size=(96, 128))
+    m = RelationDatasetMapper(
+        is_train=True, min_sizes=(128, 160), max_size=256, crop_resize_sizes=(128,), crop_size=(96, 128)
+    )
     outs = [m(d) for d in dicts]
     out = next(o for o in outs if o is not None)
     assert out["image"].shape[0] == 3 and out["object_texts"][0] in OBJECTS

@@ -3,6 +3,7 @@
 Runs on ``import rlipv2``. Registration reads nothing and never fails when files are missing:
 the error comes when a dataset is used and names the missing file (layout: datasets/README.md).
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,29 +49,48 @@ def register_all_hico(root: str, split_seed: int = 0) -> None:
     for name, (fname, kind, arg) in HICO_DERIVED_SPLITS.items():
         official = os.path.join(p["annotations"], fname)
         kw = {"fraction": arg} if kind == "few_shot" else {"setting": arg}
-        entries_fn = functools.partial(split_entries, p["train_json"], kind, official_json=official, seed=split_seed,
-                                       **kw)
-        extra = {"zero_shot_setting": arg} if kind == "zero_shot" else {"few_shot_fraction": arg, "split_seed": split_seed}
+        entries_fn = functools.partial(
+            split_entries, p["train_json"], kind, official_json=official, seed=split_seed, **kw
+        )
+        extra = (
+            {"zero_shot_setting": arg} if kind == "zero_shot" else {"few_shot_fraction": arg, "split_seed": split_seed}
+        )
         register_hico_format(name, official, p["train_images"], rare_from="standard", entries_fn=entries_fn, **extra)
     # test views for zero-shot evaluation: unseen triplets go in the "rare" slot, seen in "non-rare" (official)
     from .common import hico_zero_shot_triplets
 
     for name, setting in ZERO_SHOT_TEST.items():
         unseen, seen = hico_zero_shot_triplets(setting)
-        register_hico_format(name, p["test_json"], p["test_images"], zero_shot_setting=setting,
-                             rare_triplets=unseen, nonrare_triplets=seen)
+        register_hico_format(
+            name,
+            p["test_json"],
+            p["test_images"],
+            zero_shot_setting=setting,
+            rare_triplets=unseen,
+            nonrare_triplets=seen,
+        )
 
 
 def register_all_vcoco(root: str) -> None:
     base = os.path.join(root, "v-coco")
     ann = os.path.join(base, "annotations")
     corre = os.path.join(ann, "corre_vcoco.npy")
-    register_hico_format("vcoco_trainval", os.path.join(ann, "trainval_vcoco.json"),
-                         os.path.join(base, "images", "train2014"), variant="vcoco", correct_mat_file=corre)
-    register_hico_format("vcoco_test", os.path.join(ann, "test_vcoco.json"),
-                         os.path.join(base, "images", "val2014"), variant="vcoco", correct_mat_file=corre,
-                         rare_from=os.path.join(ann, "trainval_vcoco.json"),
-                         vcoco_eval_root=base)
+    register_hico_format(
+        "vcoco_trainval",
+        os.path.join(ann, "trainval_vcoco.json"),
+        os.path.join(base, "images", "train2014"),
+        variant="vcoco",
+        correct_mat_file=corre,
+    )
+    register_hico_format(
+        "vcoco_test",
+        os.path.join(ann, "test_vcoco.json"),
+        os.path.join(base, "images", "val2014"),
+        variant="vcoco",
+        correct_mat_file=corre,
+        rare_from=os.path.join(ann, "trainval_vcoco.json"),
+        vcoco_eval_root=base,
+    )
 
 
 def register_all_open_images(root: str) -> None:
@@ -83,22 +103,36 @@ def register_all_open_images(root: str) -> None:
         triplet_correct_mat_file=os.path.join(ann, "OI_SGG_test_corre_mat.npy"),
     )
     images = os.path.join(base, "images")
-    for name, fname in (("oi_v6_sgg_train", "OI_SGG_train_finetuning.json"), ("oi_v6_sgg_val", "OI_SGG_val.json"),
-                        ("oi_v6_sgg_test", "OI_SGG_test.json")):
+    for name, fname in (
+        ("oi_v6_sgg_train", "OI_SGG_train_finetuning.json"),
+        ("oi_v6_sgg_val", "OI_SGG_val.json"),
+        ("oi_v6_sgg_test", "OI_SGG_test.json"),
+    ):
         register_open_images(name, os.path.join(ann, fname), images, **common)
 
 
 def register_all_pretraining(root: str, relation_threshold: float = 0.2) -> None:
     """Visual Genome, COCO / Objects365 pseudo labels and the official pre-training mixtures."""
     vg = os.path.join(root, "VG")
-    register_vg_format("vg_rel_train", os.path.join(vg, "annotations", "scene_graphs_preprocessv1.json"),
-                       os.path.join(vg, "images"))
+    register_vg_format(
+        "vg_rel_train", os.path.join(vg, "annotations", "scene_graphs_preprocessv1.json"), os.path.join(vg, "images")
+    )
     coco = os.path.join(root, "coco2017")
-    register_pseudo_labels("coco2017_pseudo_rel_train", os.path.join(coco, "annotations", COCO_PSEUDO_FILE), coco,
-                           source="coco2017", relation_threshold=relation_threshold)
+    register_pseudo_labels(
+        "coco2017_pseudo_rel_train",
+        os.path.join(coco, "annotations", COCO_PSEUDO_FILE),
+        coco,
+        source="coco2017",
+        relation_threshold=relation_threshold,
+    )
     o365 = os.path.join(root, "Objects365")
-    register_pseudo_labels("o365_pseudo_rel_train", os.path.join(o365, "annotations", O365_PSEUDO_FILE), o365,
-                           source="o365", relation_threshold=relation_threshold)
+    register_pseudo_labels(
+        "o365_pseudo_rel_train",
+        os.path.join(o365, "annotations", O365_PSEUDO_FILE),
+        o365,
+        source="o365",
+        relation_threshold=relation_threshold,
+    )
     register_mixture("vg_coco_rel_train", ["vg_rel_train", "coco2017_pseudo_rel_train"])
     register_mixture("vg_coco_o365_rel_train", ["o365_pseudo_rel_train", "vg_rel_train", "coco2017_pseudo_rel_train"])
 

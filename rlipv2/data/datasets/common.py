@@ -1,6 +1,7 @@
 """Shared pieces of the relation-dataset loaders: errors that name the file, image and field, the
 policy for bad records, lazily computed metadata, and readers for the packaged label files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,10 +24,88 @@ logger = logging.getLogger(__name__)
 METADATA_DIR = Path(__file__).resolve().parent.parent / "metadata"
 
 # The 80 COCO category ids (COCO-91 numbering) in COCO order; HICO-DET and V-COCO files use them.
-COCO80_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31,
-              32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57,
-              58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87,
-              88, 89, 90)
+COCO80_IDS = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    27,
+    28,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+    46,
+    47,
+    48,
+    49,
+    50,
+    51,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+    65,
+    67,
+    70,
+    72,
+    73,
+    74,
+    75,
+    76,
+    77,
+    78,
+    79,
+    80,
+    81,
+    82,
+    84,
+    85,
+    86,
+    87,
+    88,
+    89,
+    90,
+)
 
 
 def datasets_root() -> str:
@@ -88,9 +167,7 @@ def load_json(path: str | os.PathLike, what: str = "") -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise RelationDataError(
-            Problem("malformed_json", str(path), None, "<file>", f"malformed JSON: {e}")
-        ) from e
+        raise RelationDataError(Problem("malformed_json", str(path), None, "<file>", f"malformed JSON: {e}")) from e
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ HICO-DET files use COCO-91 object ids and verb ids 1..117; they become contiguou
 for a missing object, kept as relation object -1 (contract 1); its 81st object text is
 "missing objects", as in the official label sequence.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,9 +56,15 @@ def _hico_like_loader(
 ) -> list[dict]:
     entries = entries_fn() if entries_fn is not None else load_json(json_file, hint)
     return load_hoi_json(
-        json_file, image_root, object_id_map=object_id_map, predicate_id_map=predicate_id_map,
-        relation_key="hoi_annotation", allow_missing_object=allow_missing_object, image_id_mode=image_id_mode,
-        dataset_name=name, entries=entries,
+        json_file,
+        image_root,
+        object_id_map=object_id_map,
+        predicate_id_map=predicate_id_map,
+        relation_key="hoi_annotation",
+        allow_missing_object=allow_missing_object,
+        image_id_mode=image_id_mode,
+        dataset_name=name,
+        entries=entries,
     )
 
 
@@ -65,8 +72,14 @@ def _rare_from_json(json_file: str, object_id_map, predicate_id_map, allow_missi
     """Rare (which=0) / non-rare (1) triplets from the training counts of a HICO-format file."""
     entries = load_json(json_file, HICO_DOWNLOAD_HINT)
     dicts = load_hoi_json(
-        json_file, "", object_id_map=object_id_map, predicate_id_map=predicate_id_map,
-        allow_missing_object=allow_missing_object, read_sizes=False, sink=ProblemSink("collect"), entries=entries,
+        json_file,
+        "",
+        object_id_map=object_id_map,
+        predicate_id_map=predicate_id_map,
+        allow_missing_object=allow_missing_object,
+        read_sizes=False,
+        sink=ProblemSink("collect"),
+        entries=entries,
     )
     return rare_triplets_from_counts(dicts)[which]
 
@@ -141,8 +154,16 @@ def register_hico_format(
     register_lazy(
         name,
         functools.partial(
-            _hico_like_loader, name, json_file, image_root, thing_map, pred_map, allow_missing, image_id_mode,
-            entries_fn, hint,
+            _hico_like_loader,
+            name,
+            json_file,
+            image_root,
+            thing_map,
+            pred_map,
+            allow_missing,
+            image_id_mode,
+            entries_fn,
+            hint,
         ),
     )
     md.set(

@@ -10,6 +10,7 @@ Open Images uses ``rel_annotations`` instead of ``hoi_annotation``; V-COCO allow
 (no object). The parser turns entries into Detectron2 dataset dicts with ``relations`` (see
 docs/interfaces.md, contract 1).
 """
+
 from __future__ import annotations
 
 import os
@@ -107,8 +108,17 @@ def load_hoi_json(
     dicts = []
     for idx, e in enumerate(entries):
         rec = _parse_entry(
-            e, idx, json_file, image_root, sizes.get(idx), object_id_map, predicate_id_map, relation_key,
-            allow_missing_object, image_id_mode, sink,
+            e,
+            idx,
+            json_file,
+            image_root,
+            sizes.get(idx),
+            object_id_map,
+            predicate_id_map,
+            relation_key,
+            allow_missing_object,
+            image_id_mode,
+            sink,
         )
         if rec is not None:
             if dataset_name is not None:
@@ -118,8 +128,17 @@ def load_hoi_json(
 
 
 def _parse_entry(
-    e, idx, json_file, image_root, size, object_id_map, predicate_id_map, relation_key, allow_missing_object,
-    image_id_mode, sink,
+    e,
+    idx,
+    json_file,
+    image_root,
+    size,
+    object_id_map,
+    predicate_id_map,
+    relation_key,
+    allow_missing_object,
+    image_id_mode,
+    sink,
 ) -> dict | None:
     n_before = len(sink.problems)
     if not isinstance(e, dict):
@@ -152,12 +171,21 @@ def _parse_entry(
     anns = []
     for k, a in enumerate(anns_in):
         if not isinstance(a, dict) or "bbox" not in a or "category_id" not in a:
-            sink.add(Problem("malformed_record", json_file, image, f"annotations[{k}]", "needs 'bbox' and 'category_id'"))
+            sink.add(
+                Problem("malformed_record", json_file, image, f"annotations[{k}]", "needs 'bbox' and 'category_id'")
+            )
             continue
         cid = a["category_id"]
         if cid not in object_id_map:
-            sink.add(Problem("unknown_category", json_file, image, f"annotations[{k}].category_id",
-                             f"unknown object category id {cid!r}"))
+            sink.add(
+                Problem(
+                    "unknown_category",
+                    json_file,
+                    image,
+                    f"annotations[{k}].category_id",
+                    f"unknown object category id {cid!r}",
+                )
+            )
             continue
         box = check_box(a["bbox"], width, height, (json_file, image, f"annotations[{k}].bbox"), sink)
         if box is None:
@@ -169,23 +197,41 @@ def _parse_entry(
     for k, r in enumerate(rels_in):
         where = f"{relation_key}[{k}]"
         if not isinstance(r, dict) or not all(f in r for f in ("subject_id", "object_id", "category_id")):
-            sink.add(Problem("malformed_record", json_file, image, where, "needs 'subject_id', 'object_id', 'category_id'"))
+            sink.add(
+                Problem("malformed_record", json_file, image, where, "needs 'subject_id', 'object_id', 'category_id'")
+            )
             continue
         s, o, p = r["subject_id"], r["object_id"], r["category_id"]
         if not isinstance(s, int) or not 0 <= s < n:
-            sink.add(Problem("relation_index_out_of_range", json_file, image, where + ".subject_id",
-                             f"subject index {s!r} out of range for {n} boxes"))
+            sink.add(
+                Problem(
+                    "relation_index_out_of_range",
+                    json_file,
+                    image,
+                    where + ".subject_id",
+                    f"subject index {s!r} out of range for {n} boxes",
+                )
+            )
             continue
         if not isinstance(o, int) or not (0 <= o < n or (allow_missing_object and o == -1)):
-            sink.add(Problem("relation_index_out_of_range", json_file, image, where + ".object_id",
-                             f"object index {o!r} out of range for {n} boxes"))
+            sink.add(
+                Problem(
+                    "relation_index_out_of_range",
+                    json_file,
+                    image,
+                    where + ".object_id",
+                    f"object index {o!r} out of range for {n} boxes",
+                )
+            )
             continue
         if p not in predicate_id_map:
-            sink.add(Problem("unknown_category", json_file, image, where + ".category_id",
-                             f"unknown predicate id {p!r}"))
+            sink.add(
+                Problem("unknown_category", json_file, image, where + ".category_id", f"unknown predicate id {p!r}")
+            )
             continue
-        rels.append({"subject": s, "object": o, "predicate": predicate_id_map[p],
-                     "confidence": float(r.get("confidence", 1.0))})
+        rels.append(
+            {"subject": s, "object": o, "predicate": predicate_id_map[p], "confidence": float(r.get("confidence", 1.0))}
+        )
 
     if len(sink.problems) > n_before:  # (not in "raise" mode) drop the whole record
         return None

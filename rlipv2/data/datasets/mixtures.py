@@ -5,6 +5,7 @@ are merged by name with their frequencies summed (``fuse_multi_keep_names_freq``
 frequency. Every record is re-indexed into the merged vocabulary, so free-form names survive the
 mix, and images are sampled uniformly across all parts.
 """
+
 from __future__ import annotations
 
 import copy

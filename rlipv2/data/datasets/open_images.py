@@ -5,6 +5,7 @@ indexes the 601-class PySGG list (``categories_dict.json``); the label texts are
 that occur in relations and the 30 predicates of ``OI_SGG_trainval_test_categories_dict.json``.
 Both files are read lazily (on first use of the dataset or its class lists).
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,16 +37,24 @@ def _oi_vocab(categories_file: str, all_categories_file: str | None):
     """(object texts, predicate texts, {file object id: contiguous id}) of an OI dataset."""
     cats = load_json(categories_file, OI_DOWNLOAD_HINT)
     if not isinstance(cats, dict) or "obj" not in cats or "rel" not in cats:
-        raise RelationDataError(Problem("malformed_json", categories_file, None, "<file>",
-                                        "expected {'obj': [...], 'rel': [...]}"))
+        raise RelationDataError(
+            Problem("malformed_json", categories_file, None, "<file>", "expected {'obj': [...], 'rel': [...]}")
+        )
     objects, predicates = list(cats["obj"]), list(cats["rel"])
     if all_categories_file is not None and os.path.exists(all_categories_file):
         all_objs = load_json(all_categories_file)["obj"]
         id_map = {}
         for k, o in enumerate(objects):
             if o not in all_objs:
-                raise RelationDataError(Problem("unknown_category", all_categories_file, None, "obj",
-                                                f"object {o!r} of {categories_file} is not in this list"))
+                raise RelationDataError(
+                    Problem(
+                        "unknown_category",
+                        all_categories_file,
+                        None,
+                        "obj",
+                        f"object {o!r} of {categories_file} is not in this list",
+                    )
+                )
             id_map[all_objs.index(o)] = k
     elif all_categories_file is not None:
         require_file(all_categories_file, OI_DOWNLOAD_HINT)
@@ -65,8 +74,14 @@ def _load_oi(name, json_file, image_root, categories_file, all_categories_file, 
         objects, predicates, id_map = vocab
     entries = load_json(json_file, OI_DOWNLOAD_HINT)
     return load_hoi_json(
-        json_file, image_root, object_id_map=id_map, predicate_id_map={k: k for k in range(len(predicates))},
-        relation_key="rel_annotations", image_id_mode="index", dataset_name=name, entries=entries,
+        json_file,
+        image_root,
+        object_id_map=id_map,
+        predicate_id_map={k: k for k in range(len(predicates))},
+        relation_key="rel_annotations",
+        image_id_mode="index",
+        dataset_name=name,
+        entries=entries,
     )
 
 
@@ -76,8 +91,13 @@ def _oi_rare(rare_from, categories_file, all_categories_file, vocab, which):
     else:
         objects, predicates, id_map = vocab
     dicts = load_hoi_json(
-        rare_from, "", object_id_map=id_map, predicate_id_map={k: k for k in range(len(predicates))},
-        relation_key="rel_annotations", read_sizes=False, sink=ProblemSink("collect"),
+        rare_from,
+        "",
+        object_id_map=id_map,
+        predicate_id_map={k: k for k in range(len(predicates))},
+        relation_key="rel_annotations",
+        read_sizes=False,
+        sink=ProblemSink("collect"),
         entries=load_json(rare_from, OI_DOWNLOAD_HINT),
     )
     return rare_triplets_from_counts(dicts)[which]
@@ -117,13 +137,13 @@ def register_open_images(
         md.set_lazy(
             thing_classes=functools.partial(_vocab_field, categories_file, all_categories_file, 0),
             predicate_classes=functools.partial(_vocab_field, categories_file, all_categories_file, 1),
-            thing_dataset_id_to_contiguous_id=functools.partial(
-                _vocab_field, categories_file, all_categories_file, 2),
+            thing_dataset_id_to_contiguous_id=functools.partial(_vocab_field, categories_file, all_categories_file, 2),
         )
     else:
         raise ValueError(f"register_open_images({name!r}): give categories_file or thing_classes/predicate_classes")
-    register_lazy(name, functools.partial(_load_oi, name, json_file, image_root, categories_file,
-                                          all_categories_file, vocab))
+    register_lazy(
+        name, functools.partial(_load_oi, name, json_file, image_root, categories_file, all_categories_file, vocab)
+    )
     src = rare_from or json_file
     md.set_lazy(
         rare_triplets=functools.partial(_oi_rare, src, categories_file, all_categories_file, vocab, 0),
@@ -131,6 +151,11 @@ def register_open_images(
     )
     if triplet_correct_mat_file is not None:
         md.set_lazy(triplet_correct_mat=functools.partial(_np_load, triplet_correct_mat_file))
-    md.set(json_file=json_file, image_root=image_root, annotation_format="oi", evaluator_type=metadata.pop("evaluator_type", "oi"))
+    md.set(
+        json_file=json_file,
+        image_root=image_root,
+        annotation_format="oi",
+        evaluator_type=metadata.pop("evaluator_type", "oi"),
+    )
     md.set(**metadata)
     return md

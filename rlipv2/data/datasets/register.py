@@ -1,4 +1,5 @@
 """``register_relation_dataset``: register a user's own relation data in any official format."""
+
 from __future__ import annotations
 
 from .common import LazyMetadata

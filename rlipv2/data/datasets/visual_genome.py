@@ -12,6 +12,7 @@ in order of first appearance), with the counts in ``object_frequencies`` /
 ``predicate_frequencies``. Pseudo-label relations below ``relation_threshold`` (default 0.2) are
 dropped at load time, as in the official pre-training scripts.
 """
+
 from __future__ import annotations
 
 import functools
@@ -134,8 +135,7 @@ def load_vg_json(
             paths.append(resolve(e, image_root) if isinstance(e, dict) and "image_id" in e else None)
         except (KeyError, TypeError, ValueError):
             paths.append(None)
-    need = [i for i, e in enumerate(entries)
-            if paths[i] is not None and not ("height" in e and "width" in e)]
+    need = [i for i, e in enumerate(entries) if paths[i] is not None and not ("height" in e and "width" in e)]
     sizes = dict(zip(need, image_sizes([paths[i] for i in need]))) if (read_sizes and need) else {}
 
     obj_freq: dict[str, int] = {}
@@ -162,7 +162,9 @@ def load_vg_json(
             height, width = sizes[idx]
         objs, rels_in = e.get("objects"), e.get("relationships", [])
         if not isinstance(objs, list) or not isinstance(rels_in, list):
-            sink.add(Problem("malformed_record", json_file, image, "objects", "'objects'/'relationships' must be lists"))
+            sink.add(
+                Problem("malformed_record", json_file, image, "objects", "'objects'/'relationships' must be lists")
+            )
             continue
         anns, local = [], {}
         for k, o in enumerate(objs):
@@ -184,8 +186,9 @@ def load_vg_json(
         for k, r in enumerate(rels_in):
             where = f"relationships[{k}]"
             if not isinstance(r, dict) or not all(f in r for f in ("subject_id", "object_id", "predicate")):
-                sink.add(Problem("malformed_record", json_file, image, where,
-                                 "needs 'subject_id', 'object_id', 'predicate'"))
+                sink.add(
+                    Problem("malformed_record", json_file, image, where, "needs 'subject_id', 'object_id', 'predicate'")
+                )
                 continue
             conf = r.get("confidence")
             if conf is not None and float(conf) < relation_threshold:
@@ -193,14 +196,23 @@ def load_vg_json(
             s, o = local.get(r["subject_id"]), local.get(r["object_id"])
             if s is None or o is None:
                 bad = "subject_id" if s is None else "object_id"
-                sink.add(Problem("relation_index_out_of_range", json_file, image, f"{where}.{bad}",
-                                 f"object id {r[bad]!r} is not among the image's objects"))
+                sink.add(
+                    Problem(
+                        "relation_index_out_of_range",
+                        json_file,
+                        image,
+                        f"{where}.{bad}",
+                        f"object id {r[bad]!r} is not among the image's objects",
+                    )
+                )
                 continue
             pred = _name(r["predicate"])
             if pred is None:
                 sink.add(Problem("malformed_record", json_file, image, where + ".predicate", "not a string"))
                 continue
-            rels.append({"subject": s, "object": o, "predicate": pred, "confidence": 1.0 if conf is None else float(conf)})
+            rels.append(
+                {"subject": s, "object": o, "predicate": pred, "confidence": 1.0 if conf is None else float(conf)}
+            )
         if len(sink.problems) > n_before:
             continue
         for a in anns:
@@ -231,8 +243,15 @@ def load_vg_json(
             for r in rec["relations"]:
                 r["predicate"] = pidx[r["predicate"]]
         except KeyError as err:
-            sink.add(Problem("unknown_category", json_file, rec["image_id"], "names/predicate",
-                             f"name {err} is not in the fixed vocabulary"))
+            sink.add(
+                Problem(
+                    "unknown_category",
+                    json_file,
+                    rec["image_id"],
+                    "names/predicate",
+                    f"name {err} is not in the fixed vocabulary",
+                )
+            )
             continue
         dicts.append(rec)
     return dicts, (objects, ofreq, predicates, pfreq)
@@ -246,8 +265,12 @@ def _load_and_cache(name, json_file, image_root, image_source, relation_threshol
         v = load_json(vocab_file)
         vocab = (list(v["object_names"]), list(v["relationship_names"]))
     dicts, voc = load_vg_json(
-        json_file, image_root, dataset_name=name, image_source=image_source,
-        relation_threshold=relation_threshold, vocab=vocab,
+        json_file,
+        image_root,
+        dataset_name=name,
+        image_source=image_source,
+        relation_threshold=relation_threshold,
+        vocab=vocab,
     )
     _VOCAB_CACHE[(name, json_file, relation_threshold)] = voc
     return dicts
@@ -287,15 +310,24 @@ def register_vg_format(
         predicate_frequencies=functools.partial(_vocab_field, *args, 3),
     )
     md.set(
-        json_file=json_file, image_root=image_root, image_source=image_source, annotation_format="vg",
-        relation_threshold=relation_threshold, evaluator_type=metadata.pop("evaluator_type", "vg"),
+        json_file=json_file,
+        image_root=image_root,
+        image_source=image_source,
+        annotation_format="vg",
+        relation_threshold=relation_threshold,
+        evaluator_type=metadata.pop("evaluator_type", "vg"),
     )
     md.set(**metadata)
     return md
 
 
 def register_pseudo_labels(
-    name: str, json_file: str, image_root: str, *, source: str = "coco2017", relation_threshold: float = 0.2,
+    name: str,
+    json_file: str,
+    image_root: str,
+    *,
+    source: str = "coco2017",
+    relation_threshold: float = 0.2,
     **metadata,
 ) -> LazyMetadata:
     """Register relational pseudo labels (VG format with confidences) of COCO 2017 or Objects365."""
