@@ -12,7 +12,7 @@ occluders, and annotates who does what to which object. Relations follow from th
 - ``look at``: the face (hair behind it) turned towards an object at a distance;
   also added to ``hold`` / ``kick`` when the face is turned towards the object;
 - ``next to``: the object on the ground right beside a person facing the viewer;
-- ``no interaction``: the object at a distance behind a person who faces away from it.
+- ``no interaction``: the object at a distance from a person who faces away from it or faces the viewer.
 
 Some verb-object combinations are valid but never appear in training (nor in the VG-format
 pre-training variant): the zero-shot held-out set, present in the test split only.
@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 OBJECTS = ["person", "ball", "bicycle", "horse", "chair", "cup", "kite", "box", "umbrella", "dog"]
 VERBS = ["ride", "hold", "kick", "carry", "sit on", "look at", "next to", "no interaction"]
@@ -546,12 +546,15 @@ def render_scene(seed_seq: tuple, s: int, max_people: int, unseen: bool):
     for k in order:
         verb, obj, h, ground = plans[k]
         slot0 = k * slot_w
-        ents, rels = _render_interaction(painter, rng, verb, obj, h, ground, slot0, slot_w, s)
+        # with several people, distant objects (look at / no interaction) go to the outer side, so that
+        # no one faces another group's object without a label
+        outer = None if n_people == 1 else (-1 if k == 0 else 1 if k == n_people - 1 else None)
+        ents, rels = _render_interaction(painter, rng, verb, obj, h, ground, slot0, slot_w, s, outer)
         drawn[k] = (ents, rels)
     # distractor object without relations
-    if rng.random() < 0.25:
+    if rng.random() < 0.15:
         kind = _ALL_OBJ[rng.integers(len(_ALL_OBJ))]
-        h = s * rng.uniform(0.3, 0.45)
+        h = s * rng.uniform(0.25, 0.35)
         w, hh = _object_size(kind, h, rng)
         cx = rng.uniform(w / 2, s - w / 2)
         bottom = rng.uniform(horizon + 0.05 * s, horizon + 0.2 * s) if kind != "kite" else rng.uniform(0.1 * s, horizon)
@@ -572,10 +575,12 @@ def render_scene(seed_seq: tuple, s: int, max_people: int, unseen: bool):
     return img, objects, relations
 
 
-def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s):
+def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s, outer_side=None):
     """Draw one person and one object in ``verb`` relation inside the slot [slot0, slot0 + slot_w)."""
     w, oh = _object_size(obj, h, rng)
     side = 1 if rng.random() < 0.5 else -1  # where the object is relative to the person
+    if outer_side is not None and verb in ("look at", "no interaction"):
+        side = outer_side
     verbs = [verb]
     margin = 0.12 * h
     lo, hi = slot0 + margin, slot0 + slot_w - margin
@@ -654,7 +659,8 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
     elif verb in ("look at", "no interaction"):
         dist = rng.uniform(0.55, 0.9) * h + w / 2
         x = px_for(0.25 * h if side > 0 else dist + w / 2, dist + w / 2 if side > 0 else 0.25 * h)
-        facing = side if verb == "look at" else -side
+        # no interaction: face away from the object, or (with other people around) the viewer
+        facing = side if verb == "look at" else (-side if outer_side is None and rng.random() < 0.5 else 0)
         person = _Person(x, ground, h, facing, rng)
         if obj == "kite":
             obot = ground - h * rng.uniform(0.6, 1.0)
