@@ -96,3 +96,32 @@ def test_registration_is_lazy_and_loads(tmp_path, registered):
     out = next(o for o in outs if o is not None)
     assert out["image"].shape[0] == 3 and out["object_texts"][0] in OBJECTS
     assert all(t in VERBS for o in outs if o is not None for t in o["predicate_texts"])
+
+
+def test_lazyconfig_train_and_test_loaders(tmp_path, registered):
+    from detectron2.config import LazyCall as L
+    from detectron2.config import instantiate
+    from detectron2.data import build_detection_test_loader, build_detection_train_loader
+
+    from rlipv2.data import LabelSequenceBuilder, get_relation_dataset_dicts
+
+    registered.extend(register_synthetic_world(root=str(tmp_path), config=CFG, prefix="t_lz"))
+    train = L(build_detection_train_loader)(
+        dataset=L(get_relation_dataset_dicts)(names="t_lz_hoi_train", filter_no_relations=True),
+        mapper=L(RelationDatasetMapper)(
+            is_train=True, min_sizes=(96, 128), max_size=200, crop_resize_sizes=(96,), crop_size=(64, 96)
+        ),
+        total_batch_size=3,
+        num_workers=0,
+    )
+    batch = next(iter(instantiate(train)))
+    assert len(batch) == 3 and all(x["relations"].shape[0] > 0 for x in batch)
+    seq = LabelSequenceBuilder.from_metadata(MetadataCatalog.get("t_lz_hoi_train"))(batch)
+    assert seq.num_object_labels == len(OBJECTS) and len(seq.texts) == len(OBJECTS) + 1 + len(VERBS)
+    test = L(build_detection_test_loader)(
+        dataset=L(get_relation_dataset_dicts)(names="t_lz_hoi_test"),
+        mapper=L(RelationDatasetMapper)(is_train=False, test_min_size=128, test_max_size=200),
+        num_workers=0,
+    )
+    outs = [x[0] for x in instantiate(test)]
+    assert len(outs) == 8 and all(tuple(x["image"].shape[1:]) == (128, 128) for x in outs)
