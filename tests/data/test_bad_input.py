@@ -182,3 +182,25 @@ def test_size_mismatch_and_degenerate_image_detected(tmp_path):
     js = write_json(tmp_path / "s.json", e)
     problems, _ = validate_file(js, "hico", str(tmp_path))
     assert [p.kind for p in problems] == ["size_mismatch"] and "100x100" in problems[0].message
+
+
+def test_official_quirks_tolerated_where_the_official_loader_does(tmp_path, registered, caplog):
+    # HICO-DET training: an image whose relation indexes a missing box is dropped (official behaviour)
+    js, root = _hico_case(tmp_path, CASES["relation_index_out_of_range"][0])
+    with caplog.at_level(logging.WARNING):
+        dicts = _load("t_tol", js, root, registered, tolerate=("relation_index_out_of_range",))
+    assert [d["image_id"] for d in dicts] == [0]
+    assert any("relation_index_out_of_range: 1" in r.message for r in caplog.records)
+    # ... but validation still reports it
+    problems, _ = validate_file(js, "hico", root)
+    assert [p.kind for p in problems] == ["relation_index_out_of_range"]
+    # VG: boxes overshooting the image are clamped (official behaviour) when tolerated
+    e = vg_entries()
+    e[0]["objects"][1]["w"] = 500
+    for i in (7, 8):
+        write_image(str(tmp_path / f"{i}.jpg"))
+    vjs = write_json(tmp_path / "vg.json", e)
+    d7 = _load("t_tol_vg", vjs, str(tmp_path), registered, fmt="vg", tolerate=("box_outside_image",))[0]
+    assert d7["annotations"][1]["bbox"] == [25.0, 5.0, 64.0, 25.0]
+    with pytest.raises(RelationDataError, match="outside"):
+        _load("t_tol_vg2", vjs, str(tmp_path), registered, fmt="vg")

@@ -44,7 +44,9 @@ def register_all_hico(root: str, split_seed: int = 0) -> None:
     from ..splits import split_entries
 
     p = hico_paths(os.path.join(root, "hico_20160224_det"))
-    register_hico_format("hico_det_train", p["train_json"], p["train_images"], rare_from="standard")
+    # the official HICO-DET loader drops training images whose relations index missing boxes
+    tol = ("relation_index_out_of_range",)
+    register_hico_format("hico_det_train", p["train_json"], p["train_images"], rare_from="standard", tolerate=tol)
     register_hico_format("hico_det_test", p["test_json"], p["test_images"], rare_from="standard")
     for name, (fname, kind, arg) in HICO_DERIVED_SPLITS.items():
         official = os.path.join(p["annotations"], fname)
@@ -55,7 +57,9 @@ def register_all_hico(root: str, split_seed: int = 0) -> None:
         extra = (
             {"zero_shot_setting": arg} if kind == "zero_shot" else {"few_shot_fraction": arg, "split_seed": split_seed}
         )
-        register_hico_format(name, official, p["train_images"], rare_from="standard", entries_fn=entries_fn, **extra)
+        register_hico_format(
+            name, official, p["train_images"], rare_from="standard", entries_fn=entries_fn, tolerate=tol, **extra
+        )
     # test views for zero-shot evaluation: unseen triplets go in the "rare" slot, seen in "non-rare" (official)
     from .common import hico_zero_shot_triplets
 
@@ -108,14 +112,20 @@ def register_all_open_images(root: str) -> None:
         ("oi_v6_sgg_val", "OI_SGG_val.json"),
         ("oi_v6_sgg_test", "OI_SGG_test.json"),
     ):
-        register_open_images(name, os.path.join(ann, fname), images, **common)
+        tol = ("relation_index_out_of_range",) if name == "oi_v6_sgg_train" else ()
+        register_open_images(name, os.path.join(ann, fname), images, tolerate=tol, **common)
 
 
 def register_all_pretraining(root: str, relation_threshold: float = 0.2) -> None:
     """Visual Genome, COCO / Objects365 pseudo labels and the official pre-training mixtures."""
     vg = os.path.join(root, "VG")
+    # the official VG / pseudo-label loaders clamp boxes to the image silently
+    tol = ("box_outside_image",)
     register_vg_format(
-        "vg_rel_train", os.path.join(vg, "annotations", "scene_graphs_preprocessv1.json"), os.path.join(vg, "images")
+        "vg_rel_train",
+        os.path.join(vg, "annotations", "scene_graphs_preprocessv1.json"),
+        os.path.join(vg, "images"),
+        tolerate=tol,
     )
     coco = os.path.join(root, "coco2017")
     register_pseudo_labels(
@@ -123,6 +133,7 @@ def register_all_pretraining(root: str, relation_threshold: float = 0.2) -> None
         os.path.join(coco, "annotations", COCO_PSEUDO_FILE),
         coco,
         source="coco2017",
+        tolerate=tol,
         relation_threshold=relation_threshold,
     )
     o365 = os.path.join(root, "Objects365")
@@ -131,6 +142,7 @@ def register_all_pretraining(root: str, relation_threshold: float = 0.2) -> None
         os.path.join(o365, "annotations", O365_PSEUDO_FILE),
         o365,
         source="o365",
+        tolerate=tol,
         relation_threshold=relation_threshold,
     )
     register_mixture("vg_coco_rel_train", ["vg_rel_train", "coco2017_pseudo_rel_train"])

@@ -203,23 +203,48 @@ class ProblemSink:
     """Collects problems while a file is parsed.
 
     In ``"raise"`` mode the first problem raises :class:`RelationDataError`; in ``"skip"`` mode
-    problems are logged (once per kind, with a summary) and the record is dropped; in
-    ``"collect"`` mode (validation) every problem is kept.
+    problems are logged and the record is dropped; in ``"collect"`` mode (validation) every
+    problem is kept.
+
+    ``tolerate`` lists problem kinds that the official loaders pass over silently in the official
+    files (e.g. HICO-DET training images with a relation index out of range are dropped, VG boxes
+    overshooting the image are clamped): outside validation they are handled that way, counted
+    and summarised in one warning (:meth:`warn_tolerated`), instead of raising.
     """
 
-    def __init__(self, mode: str = "raise"):
+    def __init__(self, mode: str = "raise", tolerate: tuple[str, ...] | set[str] = ()):
         assert mode in ("raise", "skip", "collect"), mode
         self.mode = mode
         self.problems: list[Problem] = []
+        self.tolerate = set(tolerate)
+        self.tolerated: dict[str, int] = {}
+
+    def tolerates(self, kind: str) -> bool:
+        return self.mode != "collect" and kind in self.tolerate
+
+    def note_tolerated(self, kind: str) -> None:
+        self.tolerated[kind] = self.tolerated.get(kind, 0) + 1
+
+    def warn_tolerated(self, file: str) -> None:
+        if self.tolerated:
+            logger.warning(
+                "%s: passed over as the official loader does: %s",
+                file,
+                ", ".join(f"{k}: {v}" for k, v in sorted(self.tolerated.items())),
+            )
 
     @classmethod
-    def default(cls) -> ProblemSink:
+    def default(cls, tolerate: tuple[str, ...] = ()) -> ProblemSink:
         collecting = _COLLECT.get()
         if collecting is not None:
             return collecting
-        return cls("skip" if skip_bad_records_enabled() else "raise")
+        return cls("skip" if skip_bad_records_enabled() else "raise", tolerate)
 
     def add(self, problem: Problem) -> None:
+        if self.tolerates(problem.kind):  # the record is dropped, quietly
+            self.note_tolerated(problem.kind)
+            self.problems.append(problem)
+            return
         if self.mode == "raise":
             raise RelationDataError(problem)
         self.problems.append(problem)
@@ -267,7 +292,9 @@ def check_box(
         return None
     if width is not None and height is not None:
         tx, ty = max(2.0, 0.01 * width), max(2.0, 0.01 * height)
-        if x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty:
+        if (x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty) and sink.tolerates("box_outside_image"):
+            sink.note_tolerated("box_outside_image")  # clamped below, as the official loader does
+        elif x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty:
             sink.add(
                 Problem("box_outside_image", file, image, field, f"box {box!r} lies outside the {width}x{height} image")
             )

@@ -53,6 +53,7 @@ def _hico_like_loader(
     image_id_mode: str,
     entries_fn: Callable[[], list] | None,
     hint: str,
+    tolerate: tuple[str, ...] = (),
 ) -> list[dict]:
     entries = entries_fn() if entries_fn is not None else load_json(json_file, hint)
     return load_hoi_json(
@@ -65,6 +66,7 @@ def _hico_like_loader(
         image_id_mode=image_id_mode,
         dataset_name=name,
         entries=entries,
+        tolerate=tolerate,
     )
 
 
@@ -102,6 +104,7 @@ def register_hico_format(
     zero_shot_setting: str | None = None,
     zero_shot_unseen_triplets: list | None = None,
     entries_fn: Callable[[], list] | None = None,
+    tolerate: tuple[str, ...] = (),
     **metadata,
 ) -> LazyMetadata:
     """Register a HICO-DET-format (``variant="hico"``) or V-COCO-format (``"vcoco"``) dataset.
@@ -118,6 +121,8 @@ def register_hico_format(
             138/462 HICO-DET split; default: ``json_file`` itself.
         zero_shot_setting: "UC-RF" | "UC-NF" | "UO" | "UV": sets ``zero_shot_unseen_triplets``.
         entries_fn: returns the JSON entries (for splits derived from another file).
+        tolerate: problem kinds handled as the official loader does instead of raising
+            (e.g. ``("relation_index_out_of_range",)``: such training images are dropped).
         metadata: any other metadata (stored as is).
     """
     vcoco = variant == "vcoco"
@@ -164,8 +169,11 @@ def register_hico_format(
             image_id_mode,
             entries_fn,
             hint,
+            tuple(tolerate),
         ),
     )
+    if tolerate:
+        md.set(tolerated_problems=list(tolerate))
     md.set(
         thing_classes=list(objects),
         thing_dataset_id_to_contiguous_id=dict(thing_map),

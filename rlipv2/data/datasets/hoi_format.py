@@ -74,6 +74,7 @@ def load_hoi_json(
     read_sizes: bool = True,
     sink: ProblemSink | None = None,
     entries: list | None = None,
+    tolerate: tuple[str, ...] = (),
 ) -> list[dict]:
     """Load a PPDM/QPIC-format file into dataset dicts (contract 1).
 
@@ -87,8 +88,9 @@ def load_hoi_json(
             a missing or unreadable image is then reported here.
         sink: where problems go (default: raise, or skip under :func:`skip_bad_records`).
         entries: already parsed JSON content of ``json_file`` (avoids reading it again).
+        tolerate: problem kinds handled as the official loader does (see :class:`ProblemSink`).
     """
-    sink = sink or ProblemSink.default()
+    sink = sink or ProblemSink.default(tolerate)
     if entries is None:
         entries = load_json(json_file, "Download the annotation files named in datasets/README.md.")
     if not isinstance(entries, list):
@@ -124,6 +126,7 @@ def load_hoi_json(
             if dataset_name is not None:
                 rec["dataset_name"] = dataset_name
             dicts.append(rec)
+    sink.warn_tolerated(json_file)
     return dicts
 
 

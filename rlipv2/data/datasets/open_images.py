@@ -67,7 +67,7 @@ def _vocab_field(categories_file, all_categories_file, which):
     return _oi_vocab(categories_file, all_categories_file)[which]
 
 
-def _load_oi(name, json_file, image_root, categories_file, all_categories_file, vocab):
+def _load_oi(name, json_file, image_root, categories_file, all_categories_file, vocab, tolerate=()):
     if vocab is None:
         objects, predicates, id_map = _oi_vocab(categories_file, all_categories_file)
     else:
@@ -82,6 +82,7 @@ def _load_oi(name, json_file, image_root, categories_file, all_categories_file, 
         image_id_mode="index",
         dataset_name=name,
         entries=entries,
+        tolerate=tolerate,
     )
 
 
@@ -117,6 +118,7 @@ def register_open_images(
     all_categories_file: str | None = None,
     rare_from: str | None = None,
     triplet_correct_mat_file: str | None = None,
+    tolerate: tuple[str, ...] = (),
     **metadata,
 ) -> LazyMetadata:
     """Register an Open-Images-SGG-format dataset (nothing is read now).
@@ -142,7 +144,10 @@ def register_open_images(
     else:
         raise ValueError(f"register_open_images({name!r}): give categories_file or thing_classes/predicate_classes")
     register_lazy(
-        name, functools.partial(_load_oi, name, json_file, image_root, categories_file, all_categories_file, vocab)
+        name,
+        functools.partial(
+            _load_oi, name, json_file, image_root, categories_file, all_categories_file, vocab, tuple(tolerate)
+        ),
     )
     src = rare_from or json_file
     md.set_lazy(

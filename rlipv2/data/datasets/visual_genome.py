@@ -108,6 +108,7 @@ def load_vg_json(
     sink: ProblemSink | None = None,
     entries: list | None = None,
     vocab: tuple[list[str], list[str]] | None = None,
+    tolerate: tuple[str, ...] = (),
 ) -> tuple[list[dict], tuple[list[str], list[int], list[str], list[int]]]:
     """Load a VG-format file into dataset dicts (contract 1) and its frequency-sorted vocabularies.
 
@@ -120,7 +121,7 @@ def load_vg_json(
     Returns:
         (dicts, (object_names, object_freq, predicate_names, predicate_freq)).
     """
-    sink = sink or ProblemSink.default()
+    sink = sink or ProblemSink.default(tolerate)
     hint = VG_DOWNLOAD_HINT if image_source == "vg" else PSEUDO_DOWNLOAD_HINT
     if entries is None:
         entries = load_json(json_file, hint)
@@ -254,10 +255,13 @@ def load_vg_json(
             )
             continue
         dicts.append(rec)
+    sink.warn_tolerated(json_file)
     return dicts, (objects, ofreq, predicates, pfreq)
 
 
-def _load_and_cache(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare=None):
+def _load_and_cache(
+    name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare=None, tolerate=()
+):
     if prepare is not None:
         prepare()
     vocab = None
@@ -271,15 +275,16 @@ def _load_and_cache(name, json_file, image_root, image_source, relation_threshol
         image_source=image_source,
         relation_threshold=relation_threshold,
         vocab=vocab,
+        tolerate=tolerate,
     )
     _VOCAB_CACHE[(name, json_file, relation_threshold)] = voc
     return dicts
 
 
-def _vocab_field(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, which):
+def _vocab_field(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tolerate, which):
     key = (name, json_file, relation_threshold)
     if key not in _VOCAB_CACHE:
-        _load_and_cache(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare)
+        _load_and_cache(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tolerate)
     return _VOCAB_CACHE[key][which]
 
 
@@ -292,6 +297,7 @@ def register_vg_format(
     relation_threshold: float = 0.0,
     vocab_file: str | None = None,
     prepare: Callable[[], object] | None = None,
+    tolerate: tuple[str, ...] = (),
     **metadata,
 ) -> LazyMetadata:
     """Register a VG-format dataset (scene graphs or pseudo labels); nothing is read now.
@@ -301,7 +307,7 @@ def register_vg_format(
     fixes the vocabulary instead. ``prepare`` is called before the file is read (e.g. to generate it).
     """
     md = new_metadata(name)
-    args = (name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare)
+    args = (name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tuple(tolerate))
     register_lazy(name, functools.partial(_load_and_cache, *args))
     md.set_lazy(
         thing_classes=functools.partial(_vocab_field, *args, 0),
