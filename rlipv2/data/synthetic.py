@@ -9,8 +9,8 @@ occluders, and annotates who does what to which object. Relations follow from th
 - ``hold``: one arm stretched sideways, the object at the hand;
 - ``carry``: both arms up, the object above the head;
 - ``kick``: one leg stretched forward, the object at the foot;
-- ``look at``: the face (hair behind it) turned towards an object at a distance;
-  also added to ``hold`` / ``kick`` when the face is turned towards the object;
+- ``look at``: the face (hair behind it) turned towards an object at a distance, an arm raised
+  towards it; also added to ``hold`` / ``kick`` when the face is turned towards the object;
 - ``next to``: the object on the ground right beside a person facing the viewer;
 - ``no interaction``: the object at a distance from a person who faces away from it or faces the viewer.
 
@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 
 OBJECTS = ["person", "ball", "bicycle", "horse", "chair", "cup", "kite", "box", "umbrella", "dog"]
 VERBS = ["ride", "hold", "kick", "carry", "sit on", "look at", "next to", "no interaction"]
@@ -224,7 +224,7 @@ class _Person:
 
     def __init__(self, x, ground, h, facing, rng):
         self.x, self.ground, self.h, self.facing = x, ground, h, facing
-        self.head_r = 0.1 * h
+        self.head_r = 0.115 * h
         self.top = ground - h
         self.neck = self.top + 2 * self.head_r
         self.shoulder = self.neck + 0.04 * h
@@ -248,6 +248,16 @@ class _Person:
             (sx, self.shoulder),
             (sx + side * 0.06 * self.h, self.shoulder + 0.2 * self.h),
             (sx + side * 0.07 * self.h, self.shoulder + 0.38 * self.h),
+        ]
+
+    def point(self, side):
+        """Arm raised diagonally towards ``side`` (pointing at something in the distance)."""
+        sx = self.x + side * self.torso_w / 2
+        hand = (sx + side * 0.3 * self.h, self.shoulder - 0.28 * self.h)
+        self.arms[0 if side < 0 else 1] = [
+            (sx, self.shoulder),
+            (sx + side * 0.16 * self.h, self.shoulder - 0.13 * self.h),
+            hand,
         ]
 
     def hand_reach(self, side, dy=0.0):
@@ -660,8 +670,10 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
         dist = rng.uniform(0.55, 0.9) * h + w / 2
         x = px_for(0.25 * h if side > 0 else dist + w / 2, dist + w / 2 if side > 0 else 0.25 * h)
         # no interaction: face away from the object, or (with other people around) the viewer
-        facing = side if verb == "look at" else (-side if outer_side is None and rng.random() < 0.5 else 0)
+        facing = side if verb == "look at" else (-side if outer_side is None else 0)
         person = _Person(x, ground, h, facing, rng)
+        if verb == "look at":
+            person.point(side)
         if obj == "kite":
             obot = ground - h * rng.uniform(0.6, 1.0)
         else:
