@@ -9,10 +9,10 @@ import sys
 
 import pytest
 from detectron2.data import DatasetCatalog
+from relation_fixtures import hico_entries, vg_entries, write_image, write_json
 
 from rlipv2.data import RelationDataError, RelationDatasetMapper, register_relation_dataset, skip_bad_records
 from rlipv2.data.validate import validate_file
-from tests.data.conftest import hico_entries, vg_entries, write_image, write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -173,7 +173,7 @@ def test_mixture_merges_vocabularies(vg_files, coco_pseudo_files, hico_files, re
 
 
 def test_custom_vocabulary_files(tmp_path, registered):
-    from tests.data.conftest import write_image, write_json
+    from relation_fixtures import write_image, write_json
 
     objs = write_json(tmp_path / "objs.json", {"human": 1, "apple": 7})
     verbs = tmp_path / "verbs.txt"

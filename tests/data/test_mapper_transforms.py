@@ -7,10 +7,10 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode, Instances
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from relation_fixtures import write_image
 
 from rlipv2.data import RelationDatasetMapper, build_relation_augmentations, remap_relations
 from rlipv2.data.transforms import ColorJitter, RandomSelect, RandomSizeCrop
-from tests.data.conftest import write_image
 
 
 @pytest.fixture(scope="module")

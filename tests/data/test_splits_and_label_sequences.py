@@ -4,6 +4,7 @@ import json
 
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from relation_fixtures import write_json
 
 from rlipv2.data import LabelSequenceBuilder, build_label_sequence
 from rlipv2.data.datasets import builtin
@@ -15,7 +16,6 @@ from rlipv2.data.splits import (
     split_entries,
     zero_shot_entries,
 )
-from tests.data.conftest import write_json
 
 
 def _entries(n=200):
