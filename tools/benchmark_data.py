@@ -89,10 +89,10 @@ def main(argv=None):
         for d in dicts[:5]:  # warm-up
             mapper(d)
         t_decode = time.perf_counter()
-        from detectron2.data import detection_utils as utils
+        from rlipv2.data.relation_dataset_mapper import read_image
 
         for k in range(args.iters):
-            utils.read_image(dicts[k % len(dicts)]["file_name"], format="RGB")
+            read_image(dicts[k % len(dicts)]["file_name"])
         t_decode = (time.perf_counter() - t_decode) / args.iters
         pixels, t0 = 0, time.perf_counter()
         for k in range(args.iters):

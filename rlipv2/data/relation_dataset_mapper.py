@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
-from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, BoxMode, Instances
+from PIL import Image
 
 from .datasets.common import Problem, RelationDataError
 from .transforms import OFFICIAL_TRAIN_SCALES, build_relation_augmentations
@@ -52,6 +52,21 @@ def remap_relations(relations: np.ndarray, keep: np.ndarray) -> np.ndarray:
     has_obj = out[:, 1] >= 0
     out[has_obj, 1] = new_index[out[has_obj, 1]]
     return out
+
+
+def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
+    """Decode an image to uint8 HxWx3 (RGB or BGR) in its stored orientation.
+
+    EXIF orientation is ignored on purpose: the official loaders (PIL ``Image.open``) and the box
+    annotations use the stored pixel layout (Detectron2's ``read_image`` would rotate such images).
+    """
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    if image_format == "BGR":
+        arr = arr[:, :, ::-1]
+    elif image_format != "RGB":
+        raise ValueError(f"unsupported image_format {image_format!r} (RGB or BGR)")
+    return arr
 
 
 def filter_images_without_relations(dataset_dicts: list[dict]) -> list[dict]:
@@ -184,7 +199,7 @@ class RelationDatasetMapper:
         if self.is_train and self.max_relations is not None and len(rels_in) > self.max_relations:
             rels_in = rels_in[: self.max_relations]
         try:
-            image = utils.read_image(d["file_name"], format=self.image_format)
+            image = read_image(d["file_name"], self.image_format)
         except FileNotFoundError as e:
             return self._bad(d, "file_name", f"image file not found: {d['file_name']}", "missing_image", e)
         except Exception as e:  # PIL.UnidentifiedImageError, truncated files, ...

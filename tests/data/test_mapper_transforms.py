@@ -184,3 +184,20 @@ def test_from_config_and_lazy_kwargs():
     assert tuple(m2.augmentations.augs[-1].short_edge_length) == (160, 192)
     kw = RelationDatasetMapper.from_config(None, is_train=False, test_min_size=192)
     assert kw == {"is_train": False, "test_min_size": 192}
+
+
+def test_exif_orientation_is_ignored_like_the_official_loader(tmp_path):
+    from PIL import Image
+
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :10] = 255  # white band on the left
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW" tag
+    path = str(tmp_path / "exif.jpg")
+    im.save(path, exif=exif, quality=95)
+    out = _mapper(is_train=False, test_min_size=20, test_max_size=100)(_record(path, [[0, 0, 10, 20]], [], w=40, h=20))
+    img = out["image"]
+    assert (
+        tuple(img.shape[1:]) == (20, 40) and img[:, :, :8].float().mean() > 200 and img[:, :, 20:].float().mean() < 50
+    )
