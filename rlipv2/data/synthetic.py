@@ -10,7 +10,8 @@ occluders, and annotates who does what to which object. Relations follow from th
 - ``carry``: both arms up, the object above the head;
 - ``kick``: one leg stretched forward, the object at the foot;
 - ``look at``: the face (hair behind it) turned towards an object at a distance, an arm raised
-  towards it; also added to ``hold`` / ``kick`` when the face is turned towards the object;
+  towards it; also added to ``hold`` when the held object is raised to face height and the face
+  turned to it (a multi-label pair);
 - ``next to``: the object on the ground right beside a person facing the viewer;
 - ``no interaction``: the object at a distance from a person who faces away from it or faces the viewer.
 
@@ -44,7 +45,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-WORLD_VERSION = 4
+WORLD_VERSION = 5
 
 OBJECTS = ["person", "ball", "bicycle", "horse", "chair", "cup", "kite", "box", "umbrella", "dog"]
 VERBS = ["ride", "hold", "kick", "carry", "sit on", "look at", "next to", "no interaction"]
@@ -633,7 +634,9 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
         else:
             x = px_for(0.25 * h if side > 0 else 0.45 * h + w, 0.45 * h + w if side > 0 else 0.25 * h)
             person = _Person(x, ground, h, facing, rng)
-            hand = person.hand_reach(side, dy=rng.uniform(0.02, 0.12))
+            # looking at the held object: raised to face height; otherwise held low, face to the viewer
+            dy = rng.uniform(-0.13, -0.07) if toward else rng.uniform(0.08, 0.16)
+            hand = person.hand_reach(side, dy=dy)
             ocx, obot = hand[0] + side * w * 0.3, hand[1] + oh * 0.5
         p.begin()
         person.draw(p)
@@ -664,8 +667,6 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
         p.begin()
         _draw_object(p, obj, foot[0] + side * w * 0.5, ground, w, oh, side, rng)
         obox = p.end()
-        if toward:
-            verbs.append("look at")
     elif verb in ("look at", "no interaction"):
         dist = rng.uniform(0.55, 0.9) * h + w / 2
         x = px_for(0.25 * h if side > 0 else dist + w / 2, dist + w / 2 if side > 0 else 0.25 * h)
