@@ -205,3 +205,13 @@ def test_custom_vocabulary_files(tmp_path, registered):
     assert md.correct_mat.shape == (2, 2) and md.subject_class == 0
     (d,) = DatasetCatalog.get("t_custom")
     assert d["annotations"][1]["category_id"] == 1 and d["relations"][0]["predicate"] == 1
+
+
+def test_lazy_metadata_survives_pickling(vg_files, registered):
+    import pickle
+
+    register_relation_dataset("t_pick", *vg_files, format="vg")
+    registered.append("t_pick")
+    m = pickle.loads(pickle.dumps(MetadataCatalog.get("t_pick")))  # e.g. sent to a spawned worker
+    assert m.thing_classes == ["man", "horse"] and m.predicate_frequencies == [1, 1]
+    assert "thing_classes" not in MetadataCatalog.get("t_pick").__dict__  # the original is still lazy

@@ -333,12 +333,6 @@ class LazyMetadata(Metadata):
         d = {k: v for k, v in self.__dict__.items() if k != "_lazy_fields"}
         return d
 
-    def __getstate__(self):  # drop the callables when pickled (e.g. sent to a worker)
-        return self.as_dict()
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
 
 def new_metadata(name: str) -> LazyMetadata:
     """Create (replacing any previous one) the metadata of ``name`` as a :class:`LazyMetadata`."""
