@@ -86,6 +86,16 @@ def test_derived_split_files_and_registration(tmp_path, registered):
         for d in zs:
             for r in d["relations"]:
                 assert (r["predicate"], d["annotations"][r["object"]]["category_id"]) not in unseen
+        # rare / non-rare of the official names: counts (< 10) in trainval_hico.json, as the official code
+        md = MetadataCatalog.get("hico_det_test")
+        assert md.rare_triplets == [] and sorted(md.nonrare_triplets) == [
+            (44, 32),
+            (57, 16),
+            (87, 16),
+            (87, 32),
+            (87, 79),
+            (116, 79),
+        ]
         # an official released file beside the full one is used as it is
         write_json(ann / "trainval_hico_1percent.json", _entries(3))
         assert len(DatasetCatalog.get("hico_det_train_1pct")) == 3

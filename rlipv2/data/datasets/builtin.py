@@ -46,8 +46,11 @@ def register_all_hico(root: str, split_seed: int = 0) -> None:
     p = hico_paths(os.path.join(root, "hico_20160224_det"))
     # the official HICO-DET loader drops training images whose relations index missing boxes
     tol = ("relation_index_out_of_range",)
-    register_hico_format("hico_det_train", p["train_json"], p["train_images"], rare_from="standard", tolerate=tol)
-    register_hico_format("hico_det_test", p["test_json"], p["test_images"], rare_from="standard")
+    # rare / non-rare: counts (< 10) in trainval_hico.json as the official code; the packaged
+    # standard 138 / 462 split while that file is absent
+    rare = dict(rare_from=p["train_json"], rare_fallback_standard=True)
+    register_hico_format("hico_det_train", p["train_json"], p["train_images"], tolerate=tol, **rare)
+    register_hico_format("hico_det_test", p["test_json"], p["test_images"], **rare)
     for name, (fname, kind, arg) in HICO_DERIVED_SPLITS.items():
         official = os.path.join(p["annotations"], fname)
         kw = {"fraction": arg} if kind == "few_shot" else {"setting": arg}
@@ -57,9 +60,7 @@ def register_all_hico(root: str, split_seed: int = 0) -> None:
         extra = (
             {"zero_shot_setting": arg} if kind == "zero_shot" else {"few_shot_fraction": arg, "split_seed": split_seed}
         )
-        register_hico_format(
-            name, official, p["train_images"], rare_from="standard", entries_fn=entries_fn, tolerate=tol, **extra
-        )
+        register_hico_format(name, official, p["train_images"], entries_fn=entries_fn, tolerate=tol, **rare, **extra)
     # test views for zero-shot evaluation: unseen triplets go in the "rare" slot, seen in "non-rare" (official)
     from .common import hico_zero_shot_triplets
 

@@ -70,8 +70,14 @@ def _hico_like_loader(
     )
 
 
-def _rare_from_json(json_file: str, object_id_map, predicate_id_map, allow_missing_object, which: int):
-    """Rare (which=0) / non-rare (1) triplets from the training counts of a HICO-format file."""
+def _rare_from_json(
+    json_file: str, object_id_map, predicate_id_map, allow_missing_object, which: int, fallback_standard=False
+):
+    """Rare (which=0) / non-rare (1) triplets from the training counts of a HICO-format file
+    (the official ``set_rare_hois``); with ``fallback_standard``, the packaged standard HICO-DET
+    split when the file is absent."""
+    if fallback_standard and not os.path.exists(json_file):
+        return hico_standard_rare_triplets()[which]
     entries = load_json(json_file, HICO_DOWNLOAD_HINT)
     dicts = load_hoi_json(
         json_file,
@@ -101,6 +107,7 @@ def register_hico_format(
     verb_names_file: str | None = None,
     correct_mat_file: str | None = None,
     rare_from: str | None = None,
+    rare_fallback_standard: bool = False,
     zero_shot_setting: str | None = None,
     zero_shot_unseen_triplets: list | None = None,
     entries_fn: Callable[[], list] | None = None,
@@ -119,6 +126,7 @@ def register_hico_format(
             (variant "hico" with the default vocabulary), else none.
         rare_from: training file whose counts (< 10) define rare triplets; "standard" = the packaged
             138/462 HICO-DET split; default: ``json_file`` itself.
+        rare_fallback_standard: use the standard split when the ``rare_from`` file is absent.
         zero_shot_setting: "UC-RF" | "UC-NF" | "UO" | "UV": sets ``zero_shot_unseen_triplets``.
         entries_fn: returns the JSON entries (for splits derived from another file).
         tolerate: problem kinds handled as the official loader does instead of raising
@@ -193,14 +201,16 @@ def register_hico_format(
     elif default_vocab and not vcoco and "correct_mat" not in metadata:
         md.set(correct_mat=hico_correct_mat())
     # rare / non-rare
-    if rare_from == "standard" and default_vocab and not vcoco:
+    standard_ok = default_vocab and not vcoco
+    if rare_from == "standard" and standard_ok:
         rare, non_rare = hico_standard_rare_triplets()
         md.set(rare_triplets=rare, nonrare_triplets=non_rare)
     elif "rare_triplets" not in metadata:
         src = json_file if rare_from in (None, "standard") else rare_from
+        fb = bool(rare_fallback_standard and standard_ok)
         md.set_lazy(
-            rare_triplets=functools.partial(_rare_from_json, src, thing_map, pred_map, allow_missing, 0),
-            nonrare_triplets=functools.partial(_rare_from_json, src, thing_map, pred_map, allow_missing, 1),
+            rare_triplets=functools.partial(_rare_from_json, src, thing_map, pred_map, allow_missing, 0, fb),
+            nonrare_triplets=functools.partial(_rare_from_json, src, thing_map, pred_map, allow_missing, 1, fb),
         )
     if zero_shot_setting is not None:
         unseen, _ = hico_zero_shot_triplets(zero_shot_setting)
