@@ -84,8 +84,10 @@ def test_registration_is_lazy_and_loads(tmp_path, registered):
     dicts = DatasetCatalog.get("t_syn_hoi_train")
     assert len(dicts) == 12 and os.path.exists(dicts[0]["file_name"])
     assert isinstance(md.rare_triplets, list)
-    mu = MetadataCatalog.get("t_syn_hoi_test_unseen")
-    assert sorted(mu.rare_triplets) == sorted(md.zero_shot_unseen_triplets)
+    for n in ("t_syn_hoi_test", "t_syn_hoi_test_unseen"):  # zero-shot convention: unseen in the "rare" slot
+        mu = MetadataCatalog.get(n)
+        assert sorted(mu.rare_triplets) == sorted(md.zero_shot_unseen_triplets) and mu.rare_slot == "zero_shot_unseen"
+        assert len(mu.nonrare_triplets) == int(correct_mat().sum()) - len(UNSEEN_COMBINATIONS)
     vg = DatasetCatalog.get("t_syn_vg_train")
     mv = MetadataCatalog.get("t_syn_vg_train")
     assert len(vg) == 4 and "person" in mv.thing_classes and "no interaction" not in mv.predicate_classes
