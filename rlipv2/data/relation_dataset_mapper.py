@@ -99,8 +99,8 @@ class RelationDatasetMapper:
     image, size mismatch) when ``skip_bad_records`` is set, with a logged warning; otherwise a bad
     record raises :class:`RelationDataError` naming the file, the image and the field.
 
-    Horizontal flips keep relations valid; predicate texts with "left"/"right" are swapped (and
-    their ids, when the swapped text is in the vocabulary).
+    Horizontal flips keep relations valid; a predicate with "left"/"right" in its text becomes its
+    mirror predicate when the vocabulary has it.
     """
 
     @configurable
@@ -252,10 +252,9 @@ class RelationDatasetMapper:
             pidx = {t: i for i, t in enumerate(predicates)}
             for k, t in enumerate(pred_texts):
                 ft = _flip_text(t)
-                if ft != t:
+                if ft != t and ft in pidx:  # only to a predicate of the vocabulary (text and id agree)
                     pred_texts[k] = ft
-                    if ft in pidx:
-                        rels[k, 2] = pidx[ft]
+                    rels[k, 2] = pidx[ft]
 
         d["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         inst = Instances((ih, iw))

@@ -201,3 +201,11 @@ def test_exif_orientation_is_ignored_like_the_official_loader(tmp_path):
     assert (
         tuple(img.shape[1:]) == (20, 40) and img[:, :, :8].float().mean() > 200 and img[:, :, 20:].float().mean() < 50
     )
+
+
+def test_flip_keeps_predicates_without_a_mirror(image_file):
+    m = RelationDatasetMapper(
+        is_train=True, augmentations=[T.RandomFlip(prob=1.0)], thing_classes=["a", "b"], predicate_classes=["left of"]
+    )
+    out = m(_record(image_file, [[0, 0, 10, 10], [5, 5, 30, 30]], [(0, 1, 0)]))
+    assert out["predicate_texts"] == ["left of"] and out["relations"][:, 2].tolist() == [0]
