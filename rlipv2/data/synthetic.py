@@ -105,6 +105,17 @@ class SyntheticWorldConfig:
     unseen_fraction: float = 0.3
     jpeg_quality: int = 90
 
+    @classmethod
+    def from_env(cls) -> SyntheticWorldConfig:
+        """Defaults overridden by ``RLIPV2_SYNTHETIC_{SEED,IMAGE_SIZE,NUM_TRAIN,NUM_TEST,NUM_VG,MAX_PEOPLE}``
+        (used for the default registered world)."""
+        kw = {}
+        for field in ("seed", "image_size", "num_train", "num_test", "num_vg", "max_people"):
+            v = os.getenv(f"RLIPV2_SYNTHETIC_{field.upper()}")
+            if v:
+                kw[field] = int(v)
+        return cls(**kw)
+
     @property
     def tag(self) -> str:
         return (
@@ -902,13 +913,14 @@ def _rare(root, config, which):
 
 
 def register_synthetic_world(
-    root: str | None = None, config: SyntheticWorldConfig = SyntheticWorldConfig(), prefix: str = "synthetic"
+    root: str | None = None, config: SyntheticWorldConfig | None = None, prefix: str = "synthetic"
 ) -> dict[str, str]:
     """Register ``{prefix}_hoi_train``, ``_hoi_test``, ``_hoi_test_unseen`` and ``_vg_train`` (lazily).
 
-    The world is generated under ``root`` (default :func:`default_root`) on first use.
-    Returns {name: json file}.
+    The world is generated under ``root`` (default :func:`default_root`) on first use; ``config``
+    defaults to :meth:`SyntheticWorldConfig.from_env`. Returns {name: json file}.
     """
+    config = config if config is not None else SyntheticWorldConfig.from_env()
     from .datasets.hico import register_hico_format
     from .datasets.visual_genome import register_vg_format
 

@@ -127,3 +127,11 @@ def test_lazyconfig_train_and_test_loaders(tmp_path, registered):
     )
     outs = [x[0] for x in instantiate(test)]
     assert len(outs) == 8 and all(tuple(x["image"].shape[1:]) == (128, 128) for x in outs)
+
+
+def test_default_world_config_from_env(monkeypatch):
+    monkeypatch.setenv("RLIPV2_SYNTHETIC_IMAGE_SIZE", "128")
+    monkeypatch.setenv("RLIPV2_SYNTHETIC_NUM_TRAIN", "40")
+    cfg = SyntheticWorldConfig.from_env()
+    assert (cfg.image_size, cfg.num_train, cfg.num_test) == (128, 40, SyntheticWorldConfig().num_test)
+    assert cfg.tag != SyntheticWorldConfig().tag
