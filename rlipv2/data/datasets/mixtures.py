@@ -1,0 +1,84 @@
+"""Pre-training mixtures: several relation datasets concatenated under one name and one vocabulary.
+
+As the official ``ConcatDataset`` of ``datasets/mixed_dataset.py``, the vocabularies of the parts
+are merged by name with their frequencies summed (``fuse_multi_keep_names_freq``), sorted by
+frequency. Every record is re-indexed into the merged vocabulary, so free-form names survive the
+mix, and images are sampled uniformly across all parts.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from .common import LazyMetadata, new_metadata, register_lazy
+
+_MIX_CACHE: dict[str, tuple[list[str], list[int], list[str], list[int]]] = {}
+
+
+def _part_vocab(part: str) -> tuple[list[str], list[int], list[str], list[int]]:
+    md = MetadataCatalog.get(part)
+    objects, predicates = list(md.thing_classes), list(md.predicate_classes)
+    ofreq = md.get("object_frequencies") or [0] * len(objects)
+    pfreq = md.get("predicate_frequencies") or [0] * len(predicates)
+    return objects, list(ofreq), predicates, list(pfreq)
+
+
+def merge_vocabularies(vocabs: list[tuple[list[str], list[int], list[str], list[int]]]):
+    """Merge (objects, object_freq, predicates, predicate_freq) tuples by name, summing counts.
+
+    Returns the merged tuple sorted by frequency (ties in order of first appearance).
+    """
+    ofreq: dict[str, int] = {}
+    pfreq: dict[str, int] = {}
+    for objects, of, predicates, pf in vocabs:
+        for n, c in zip(objects, of):
+            ofreq[n] = ofreq.get(n, 0) + int(c)
+        for n, c in zip(predicates, pf):
+            pfreq[n] = pfreq.get(n, 0) + int(c)
+    o = sorted(ofreq.items(), key=lambda kv: -kv[1])
+    p = sorted(pfreq.items(), key=lambda kv: -kv[1])
+    return [k for k, _ in o], [v for _, v in o], [k for k, _ in p], [v for _, v in p]
+
+
+def _load_mixture(name: str, parts: tuple[str, ...]) -> list[dict]:
+    all_parts = [(part, DatasetCatalog.get(part)) for part in parts]
+    vocabs = [_part_vocab(p) for p, _ in all_parts]
+    merged = merge_vocabularies(vocabs)
+    _MIX_CACHE[name] = merged
+    oidx = {n: i for i, n in enumerate(merged[0])}
+    pidx = {n: i for i, n in enumerate(merged[2])}
+    out = []
+    for (part, dicts), (objects, _, predicates, _) in zip(all_parts, vocabs):
+        for d in dicts:
+            d = copy.copy(d)
+            d["annotations"] = [dict(a, category_id=oidx[objects[a["category_id"]]]) for a in d["annotations"]]
+            d["relations"] = [dict(r, predicate=pidx[predicates[r["predicate"]]]) for r in d.get("relations", [])]
+            d["source_dataset"] = part
+            d["dataset_name"] = name
+            out.append(d)
+    return out
+
+
+def _mix_field(name, parts, which):
+    if name not in _MIX_CACHE:
+        _load_mixture(name, parts)
+    return _MIX_CACHE[name][which]
+
+
+def register_mixture(name: str, parts: list[str], **metadata) -> LazyMetadata:
+    """Register ``name`` as the concatenation of the registered datasets ``parts`` (lazily)."""
+    parts = tuple(parts)
+    md = new_metadata(name)
+    register_lazy(name, functools.partial(_load_mixture, name, parts))
+    md.set_lazy(
+        thing_classes=functools.partial(_mix_field, name, parts, 0),
+        object_frequencies=functools.partial(_mix_field, name, parts, 1),
+        predicate_classes=functools.partial(_mix_field, name, parts, 2),
+        predicate_frequencies=functools.partial(_mix_field, name, parts, 3),
+    )
+    md.set(parts=list(parts), evaluator_type=metadata.pop("evaluator_type", None))
+    md.set(**metadata)
+    return md
