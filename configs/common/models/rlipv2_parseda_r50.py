@@ -1,18 +1,22 @@
 """RLIPv2-ParSeDA with a ResNet-50 backbone (official hyperparameters; 200 queries as in pre-training).
 
-HICO-DET full / UC fine-tuning uses 128 queries: ``model.decoder.num_queries = 128``. The criterion
-and post-processor are set by the experiment configs (``model.criterion``, ``model.postprocessor``).
+The criterion is the pre-training one (RQL + RPL, subject classification); fine-tuning configs set
+``model.criterion.use_rpl = False`` (and ``use_rql = False`` for V-COCO), HICO-DET full / UC fine-tuning
+uses ``model.decoder.num_queries = 128``, and SGG configs swap the post-processor.
 """
 from detectron2.config import LazyCall as L
 
 from rlipv2.modeling import (
     ALIFEncoder,
     HFTextEncoder,
+    HOIPostProcessor,
+    HungarianMatcherHOI,
     InputProjection,
     LabelTextHead,
     ParSeDADecoder,
     PositionEmbeddingSine,
     RLIPv2,
+    SetCriterionHOI,
     build_frozen_resnet,
 )
 
@@ -65,11 +69,24 @@ model = L(RLIPv2)(
         mbf_cardinality=16,
     ),
     head=L(LabelTextHead)(hidden_dim="${..decoder.d_model}", prior_prob=0.01, subject_class=True),
-    criterion=None,
-    postprocessor=None,
+    criterion=L(SetCriterionHOI)(
+        matcher=L(HungarianMatcherHOI)(
+            cost_obj_class=1.0, cost_verb_class=1.0, cost_bbox=2.5, cost_giou=1.0,
+            subject_class="${...head.subject_class}",
+        ),
+        weight_dict={"loss_obj_ce": 1.0, "loss_verb_ce": 1.0, "loss_sub_bbox": 2.5, "loss_obj_bbox": 2.5,
+                     "loss_sub_giou": 1.0, "loss_obj_giou": 1.0},
+        eos_coef=0.1,
+        subject_class="${..head.subject_class}",
+        use_rql=True,
+        use_rpl=True,
+        rpl_threshold=0.3,
+        aux_loss=True,
+    ),
+    postprocessor=L(HOIPostProcessor)(subject_category_id=0),
     pixel_mean=[123.675, 116.28, 103.53],
     pixel_std=[58.395, 57.12, 57.375],
     text_mask_quirk=False,
-    force_subject_label=None,
+    faithful_hoi_subject_label=False,
     input_format="RGB",
 )

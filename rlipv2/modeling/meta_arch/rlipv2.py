@@ -46,7 +46,8 @@ class RLIPv2(nn.Module):
         head: :class:`~rlipv2.modeling.label_text_head.LabelTextHead`.
         criterion: called as ``criterion(outputs, targets) -> dict of losses`` in training; losses
             are multiplied by ``criterion.weight_dict`` when it exists (keys without a weight dropped).
-        postprocessor: called as ``postprocessor(outputs, image_sizes (N, 2) (h, w)) -> list[dict]``.
+        postprocessor: called as ``postprocessor(outputs, image_sizes [(h, w)] original) -> list[dict]``
+            (contract 4), e.g. :class:`~rlipv2.modeling.postprocess.HOIPostProcessor`.
         pixel_mean, pixel_std: RGB, 0-255 scale (ImageNet).
         object_labels, relation_labels: fixed vocabulary for inference (and fine-tuning).
         metadata_dataset: take the vocabulary from ``MetadataCatalog.get(name)`` (``thing_classes``,
@@ -56,8 +57,8 @@ class RLIPv2(nn.Module):
             vocabulary, else the de-duplicated labels of the batch.
         text_mask_quirk: official training behaviour: a label whose pooled embedding sums to <= 0
             is treated as padding in the fusion RoBERTa layers (False: no label is masked).
-        force_subject_label: official HICO/V-COCO quirk: every subject target gets this label index
-            (1 reproduces the released fine-tuning; None uses the subject's own label).
+        faithful_hoi_subject_label: official HICO/V-COCO quirk: every subject target gets label index 1
+            ("bicycle"); False (default) uses the subject's own label ("person").
         input_format: "RGB" or "BGR" (channel order of ``image`` in the inputs).
     """
 
@@ -68,7 +69,7 @@ class RLIPv2(nn.Module):
                  pixel_mean=(123.675, 116.28, 103.53), pixel_std=(58.395, 57.12, 57.375),
                  object_labels: Sequence[str] | None = None, relation_labels: Sequence[str] | None = None,
                  metadata_dataset: str | None = None, label_sequence_builder: Callable | None = None,
-                 text_mask_quirk: bool = False, force_subject_label: int | None = None,
+                 text_mask_quirk: bool = False, faithful_hoi_subject_label: bool = False,
                  input_format: str = "RGB"):
         super().__init__()
         self.backbone = backbone
@@ -90,7 +91,7 @@ class RLIPv2(nn.Module):
         self.metadata_dataset = metadata_dataset
         self.label_sequence_builder = label_sequence_builder
         self.text_mask_quirk = text_mask_quirk
-        self.force_subject_label = force_subject_label
+        self.faithful_hoi_subject_label = faithful_hoi_subject_label
         if input_format not in ("RGB", "BGR"):
             raise ValueError(f"input_format must be RGB or BGR, got {input_format!r}")
         self.input_format = input_format
@@ -234,67 +235,29 @@ class RLIPv2(nn.Module):
         return o_texts, r_texts
 
     def prepare_targets(self, batched_inputs, object_labels, relation_labels) -> list[dict]:
-        """Official-format targets, one dict per image, indices into the label sequence.
+        """Pair targets (format of :mod:`rlipv2.modeling.targets`), indices into the label sequence.
 
-        Relations sharing (subject, object) are merged into one pair with multi-hot ``verb_labels``.
-        Keys: ``sub_labels``, ``obj_labels`` (P,), ``verb_labels`` (P, R) float, ``sub_boxes``,
-        ``obj_boxes`` (P, 4) normalised cxcywh (a missing object: zeros and the "no objects" label),
-        ``verb_confidence`` (P,) max confidence of the merged relations.
+        Instance and relation texts are looked up in the sequence; relations sharing (subject, object)
+        become one multi-hot row; a missing object (-1) gets zeros and the "no objects" label.
         """
+        from ..targets import build_batch_pair_targets
+
         obj_index = {t: i for i, t in enumerate(object_labels)}
         rel_index = {t: i for i, t in enumerate(relation_labels)}
-        no_obj = len(object_labels)
-        targets = []
+        obj_ids, rel_ids = [], []
         for x in batched_inputs:
             name = x.get("file_name", x.get("image_id"))
-            inst = x["instances"]
-            h, w = x["image"].shape[-2:]
             o_texts, r_texts = self._image_texts(x)
-            boxes = inst.gt_boxes.tensor.to(self.device, torch.float32)
-            scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=self.device)
-            cxcywh = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2,
-                                  boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], -1) / scale
-            rels = x["relations"].tolist() if len(x["relations"]) else []
-            conf = x.get("relation_confidence")
-            pairs: dict[tuple[int, int], int] = {}
-            sub_l, obj_l, sub_b, obj_b, verbs, pconf = [], [], [], [], [], []
-            for r, (s, o, _p) in enumerate(rels):
-                text = r_texts[r]
-                if text not in rel_index:
-                    raise ValueError(f"image {name}: relation {r} label {text!r} is not in the label sequence")
-                key = (int(s), int(o))
-                if key not in pairs:
-                    pairs[key] = len(sub_l)
-                    s_text = o_texts[s]
-                    if s_text not in obj_index:
-                        raise ValueError(f"image {name}: subject {s} label {s_text!r} is not in the label sequence")
-                    sub_l.append(obj_index[s_text] if self.force_subject_label is None else self.force_subject_label)
-                    sub_b.append(cxcywh[s])
-                    if o < 0:
-                        obj_l.append(no_obj)
-                        obj_b.append(torch.zeros(4, device=self.device))
-                    else:
-                        if o_texts[o] not in obj_index:
-                            raise ValueError(f"image {name}: object {o} label {o_texts[o]!r} is not in the "
-                                             "label sequence")
-                        obj_l.append(obj_index[o_texts[o]])
-                        obj_b.append(cxcywh[o])
-                    verbs.append(torch.zeros(len(relation_labels), device=self.device))
-                    pconf.append(0.0)
-                k = pairs[key]
-                verbs[k][rel_index[text]] = 1.0
-                pconf[k] = max(pconf[k], float(conf[r]) if conf is not None else 1.0)
-            p = len(sub_l)
-            targets.append({
-                "sub_labels": torch.tensor(sub_l, dtype=torch.int64, device=self.device),
-                "obj_labels": torch.tensor(obj_l, dtype=torch.int64, device=self.device),
-                "verb_labels": torch.stack(verbs) if p else torch.zeros((0, len(relation_labels)), device=self.device),
-                "sub_boxes": torch.stack(sub_b) if p else torch.zeros((0, 4), device=self.device),
-                "obj_boxes": torch.stack(obj_b) if p else torch.zeros((0, 4), device=self.device),
-                "verb_confidence": torch.tensor(pconf, dtype=torch.float32, device=self.device),
-                "image_size": torch.tensor([h, w], device=self.device),
-            })
-        return targets
+            for kind, texts, index in (("object", o_texts, obj_index), ("relation", r_texts, rel_index)):
+                missing = [t for t in texts if t not in index]
+                if missing:
+                    raise ValueError(f"image {name}: {kind} label(s) {missing[:3]} not in the label sequence")
+            obj_ids.append(torch.tensor([obj_index[t] for t in o_texts], dtype=torch.int64))
+            rel_ids.append(torch.tensor([rel_index[t] for t in r_texts], dtype=torch.int64))
+        return build_batch_pair_targets(batched_inputs, len(object_labels), len(relation_labels),
+                                        object_labels=obj_ids, relation_labels=rel_ids,
+                                        faithful_hoi_subject_label=self.faithful_hoi_subject_label,
+                                        device=self.device)
 
     def forward(self, batched_inputs):
         images, mask = self.preprocess_image(batched_inputs)
@@ -306,6 +269,8 @@ class RLIPv2(nn.Module):
                 raise RuntimeError("RLIPv2 needs a criterion for training")
             targets = self.prepare_targets(batched_inputs, objs, rels)
             losses = self.criterion(outputs, targets)
+            if hasattr(self.criterion, "weighted_losses"):
+                return self.criterion.weighted_losses(losses)
             weights = getattr(self.criterion, "weight_dict", None)
             if weights:
                 losses = {k: v * weights[k] for k, v in losses.items() if k in weights}
@@ -318,6 +283,6 @@ class RLIPv2(nn.Module):
         outputs = self.forward_raw(images, mask, texts, num_obj)
         if self.postprocessor is None:
             return outputs
-        sizes = torch.tensor([[x.get("height", x["image"].shape[-2]), x.get("width", x["image"].shape[-1])]
-                              for x in batched_inputs], device=self.device)
+        sizes = [(int(x.get("height", x["image"].shape[-2])), int(x.get("width", x["image"].shape[-1])))
+                 for x in batched_inputs]
         return self.postprocessor(outputs, sizes)
