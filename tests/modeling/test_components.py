@@ -199,3 +199,35 @@ class TestTextEncoder:
             with torch.no_grad():
                 out = enc.encode(["dog", "sit on"])
             assert out.shape == (2, 64) and torch.isfinite(out).all()
+
+
+def _memory(n=2, d=32, shapes=((8, 8), (4, 4), (2, 2), (1, 1))):
+    spatial = torch.tensor(shapes)
+    start = torch.cat([spatial.new_zeros(1), spatial.prod(1).cumsum(0)[:-1]])
+    s = int(spatial.prod(1).sum())
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(n, s, d, generator=g), spatial, start, torch.ones(n, len(shapes), 2),
+            torch.zeros(n, s, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "vanilla_MBF"])
+def test_parsed_decoder_references(kind):
+    from rlipv2.modeling.parsed_decoder import ParSeDDecoder
+
+    torch.manual_seed(0)
+    dec = ParSeDDecoder(num_queries=6, num_layers=2, d_model=32, d_ffn=64, dropout=0.0, n_heads=4,
+                        verb_query_tgt_type=kind, mbf_cardinality=4).eval()
+    with torch.no_grad():
+        for h in list(dec.sub_bbox_embed) + list(dec.obj_bbox_embed):
+            h.layers[-1].weight.normal_(0, 0.1)
+    memory, spatial, start, vr, pm = _memory()
+    tgt, pos = torch.randn(2, 6, 32), torch.randn(2, 6, 32)
+    with torch.no_grad():
+        out = dec(tgt, pos, torch.randn(6, 32), memory, spatial, start, vr, pm)
+    assert out["hs_sub"].shape == (2, 2, 3, 32) and out["hs_rel"].shape == (2, 2, 3, 32)
+    assert out["sub_boxes"].shape == (2, 2, 3, 4)
+    # layer 0 refines 2-d points: the box centre is offset from the initial point
+    delta = dec.sub_bbox_embed[0](out["hs_sub"][0])
+    expected_xy = (delta[..., :2] + torch.logit(out["init_sub_ref"], eps=1e-5)).sigmoid()
+    torch.testing.assert_close(out["sub_boxes"][0][..., :2], expected_xy, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["sub_boxes"][0][..., 2:], delta[..., 2:].sigmoid())
