@@ -233,3 +233,12 @@ def test_every_model_config_instantiates(tiny_text_dir, name):
         with torch.no_grad():
             out = model.eval().forward_raw(images, torch.zeros(1, 64, 64, dtype=torch.bool), *label_texts())
         assert out["pred_obj_logits"].shape == (1, 100, len(OBJECTS) + 1)
+
+
+def test_autocast_bf16_forward_is_finite(tiny_model):
+    images, mask = random_batch(n=1, h=48, w=48)
+    tiny_model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tiny_model.forward_raw(images, mask, *label_texts())
+    for k in ("pred_obj_logits", "pred_verb_logits", "pred_sub_boxes"):
+        assert torch.isfinite(out[k].float()).all()
