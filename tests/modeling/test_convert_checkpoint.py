@@ -167,3 +167,12 @@ def test_converter_refuses_arbitrary_pickles(tmp_path):
     assert r.returncode != 0
     assert "Unsupported global" in r.stderr or "WeightsUnpickler" in r.stderr
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_swin_keys_keep_their_names():
+    keys = ["backbone.0.body.patch_embed.proj.weight", "backbone.0.body.layers.2.blocks.5.attn.qkv.weight",
+            "backbone.0.body.layers.1.downsample.reduction.weight", "backbone.0.body.norm3.bias",
+            "backbone.0.body.layers.0.blocks.1.attn.relative_position_index"]
+    new, unmapped, _ = convert_official_state_dict({k: torch.zeros(1) for k in keys})
+    assert sorted(new) == sorted(k.replace("backbone.0.body.", "backbone.") for k in keys)
+    assert not unmapped

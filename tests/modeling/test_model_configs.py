@@ -37,3 +37,11 @@ def test_every_model_config_instantiates(tiny_text_dir, name):
         with torch.no_grad():
             out = model.eval().forward_raw(images, torch.zeros(1, 64, 64, dtype=torch.bool), *label_texts())
         assert out["pred_obj_logits"].shape == (1, 100, len(OBJECTS) + 1)
+
+
+def test_from_config_builds_from_a_lazy_config(tiny_text_dir):
+    from rlipv2.modeling import RLIPv2
+
+    cfg = load_model_config("rlipv2_parseda_tiny.py", tiny_text_dir)
+    model = RLIPv2(cfg)
+    assert model.decoder.num_queries == 8 and model.criterion is not None
