@@ -222,3 +222,19 @@ def test_label_sequence_builder_object_is_used(tiny_text_dir):
     t = model.prepare_targets([_inputs(32, 32)], Seq.object_labels, Seq.relation_labels)[0]
     assert t["obj_labels"].tolist() == [1, 0] and t["sub_labels"].tolist() == [2, 2]
     assert t["verb_labels"].shape == (2, 6) and t["verb_labels"][0].tolist() == [0, 1, 1, 0, 0, 0]
+
+
+@pytest.mark.slow
+def test_loss_falls_when_overfitting_two_images(tiny_text_dir):
+    model = build_tiny_model(tiny_text_dir).train()
+    batch = [_inputs(48, 56, 0), _inputs(48, 56, 1)]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-4)
+    history = []
+    for _ in range(15):
+        losses = model(batch)
+        total = sum(losses.values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(float(total))
+    assert sum(history[-3:]) / 3 < 0.85 * sum(history[:3]) / 3, history
