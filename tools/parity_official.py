@@ -75,6 +75,21 @@ def _install_shims():
     mr.RobertaLayer.get_extended_attention_mask = get_extended_attention_mask
 
 
+def _zero_dropout(model) -> None:
+    """Set every dropout probability to 0 (nn.Dropout, attention-probability dropouts, drop path)."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if isinstance(getattr(m, "dropout", None), float):
+            m.dropout = 0.0
+        if hasattr(m, "drop_prob"):
+            m.drop_prob = 0.0
+        if isinstance(m, torch.nn.MultiheadAttention):
+            m.dropout = 0.0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", required=True, help="checkout of github.com/JacobYuan7/RLIPv2")
@@ -84,6 +99,9 @@ def main() -> int:
     p.add_argument("--size", default="160x224", help="padded batch size HxW; image 2 is padded")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--train-mode", action="store_true",
+                   help="compare the training-mode forward (dropout set to 0; the official code encodes the labels "
+                        "itself and applies its sum<=0 text mask, reproduced with text_mask_quirk=True)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, os.path.abspath(args.official))
@@ -143,6 +161,17 @@ def main() -> int:
     with torch.no_grad():
         for _, prm in official.named_parameters():
             prm.add_(0.05 * torch.randn(prm.shape, generator=g))
+        # shift the pooler bias so that the training-mode "sum <= 0" text mask hits about half of the labels
+        enc, tokens = official.transformer.text_encoder, official.transformer.tokenizer(
+            texts, padding="longest", return_tensors="pt")
+        lo, hi = -3.0, 3.0
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            enc.pooler.dense.bias.add_(mid)
+            median = torch.quantile(enc(**tokens).pooler_output.sum(-1), 0.5)  # between two labels
+            enc.pooler.dense.bias.sub_(mid)
+            lo, hi = (mid, hi) if median < 0 else (lo, mid)
+        enc.pooler.dense.bias.add_(hi)
         for n, b in official.named_buffers():
             if n.endswith("running_var"):
                 b.uniform_(0.5, 1.5, generator=g)
@@ -156,11 +185,20 @@ def main() -> int:
     mask[1, :, int(w * 0.45):] = True
     images[1, :, int(h * 0.8):] = 0
     mask[1, int(h * 0.8):] = True
+    if args.train_mode:
+        official.train()
+        _zero_dropout(official)
+        tokenizer = official.transformer.tokenizer
+        if not hasattr(type(tokenizer), "batch_encode_plus"):  # removed in transformers 5: same as __call__
+            object.__setattr__(tokenizer, "batch_encode_plus", lambda batch, **kw: tokenizer(batch, **kw))
     with torch.no_grad():
-        tokens = official.transformer.tokenizer(texts, padding="longest", return_tensors="pt")
-        pooled = official.transformer.text_encoder(**tokens).pooler_output
-        text = (torch.zeros(len(texts), 2, dtype=torch.bool), pooled.unsqueeze(1).repeat(1, 2, 1),
-                torch.tensor([[len(OBJECTS) + 1, len(RELATIONS)]]))
+        if args.train_mode:  # engine.py training: label texts, encoded inside the model
+            text = [(OBJECTS + ["no objects"], RELATIONS)]
+        else:  # engine.py evaluate_hoi_with_text: pre-encoded labels, all-False mask
+            tokens = official.transformer.tokenizer(texts, padding="longest", return_tensors="pt")
+            pooled = official.transformer.text_encoder(**tokens).pooler_output
+            text = (torch.zeros(len(texts), 2, dtype=torch.bool), pooled.unsqueeze(1).repeat(1, 2, 1),
+                    torch.tensor([[len(OBJECTS) + 1, len(RELATIONS)]]))
         samples = NestedTensor(images, mask)
         cache = official(samples, encode_and_save=True, text=text)
         ref = official(samples, encode_and_save=False, memory_cache=cache, text=text)
@@ -170,12 +208,19 @@ def main() -> int:
     cfg.model.text_encoder.name_or_path = text_dir
     cfg.model.decoder.num_queries = nq
     cfg.model.encoder.gating_mechanism = args.gate
+    cfg.model.text_mask_quirk = args.train_mode
     ours = instantiate(cfg.model).eval()
     converted, unmapped, _ = convert_official_state_dict(official.state_dict())
     result = ours.load_state_dict(converted, strict=False)
     print(f"unmapped official keys: {unmapped}; missing: {result.missing_keys}; unexpected: {result.unexpected_keys}")
+    if args.train_mode:
+        ours.train()
+        _zero_dropout(ours)
     with torch.no_grad():
         out = ours.forward_raw(images, mask, texts, len(OBJECTS))
+        if args.train_mode:
+            masked = int((ours.text_encoder(texts).sum(-1) <= 0).sum())
+            print(f"training-mode text mask: {masked} of {len(texts)} labels masked")
     worst = 0.0
     for lvl, (a, b) in enumerate(zip([*ref["aux_outputs"], ref], [*out["aux_outputs"], out])):
         for k in ("pred_sub_logits", "pred_obj_logits", "pred_verb_logits", "pred_sub_boxes", "pred_obj_boxes"):
