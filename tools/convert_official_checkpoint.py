@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert an official RLIPv2 checkpoint to this implementation's state dict.
 
-    python tools/convert_official_checkpoint.py IN.pth OUT.pth [--variant parseda|tagger]
+    python tools/convert_official_checkpoint.py IN.pth OUT.pth [--variant parseda|parsed|tagger]
         [--num-queries 128 [--truncation paired|official]]
 
 The input is loaded safely (``torch.load(weights_only=True)`` with ``argparse.Namespace`` allow-listed,
@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--variant", default="parseda", choices=["parseda", "tagger"])
+    p.add_argument("--variant", default="parseda", choices=["parseda", "parsed", "tagger"],
+                   help="parseda: RLIPv2-ParSeDA (all released models); parsed: RLIPv2-ParSeD; tagger: R-Tagger")
     p.add_argument("--num-queries", type=int, default=None,
                    help="keep this many entity queries (e.g. 128 to fine-tune from a 200-query model)")
     p.add_argument("--truncation", default="paired", choices=["paired", "official"],

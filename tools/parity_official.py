@@ -94,6 +94,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", required=True, help="checkout of github.com/JacobYuan7/RLIPv2")
     p.add_argument("--backbone", choices=["r50", "swin_t"], default="r50")
+    p.add_argument("--variant", choices=["parseda", "parsed"], default="parseda",
+                   help="parseda: RLIP_ParSeDA (DAB decoders); parsed: RLIP_ParSeD (plain Deformable-DETR decoders)")
     p.add_argument("--gate", default="VXAc")
     p.add_argument("--num-queries", type=int, default=8)
     p.add_argument("--size", default="160x224", help="padded batch size HxW; image 2 is padded")
@@ -143,20 +145,31 @@ def main() -> int:
         do_lang_proj_outside_checkpoint=False, use_checkpoint_fusion=False, num_feature_levels=4,
         text_encoder_type=text_dir, hidden_dim=256, position_embedding="sine", lr_backbone=1e-5, masks=False,
         backbone="resnet50" if args.backbone == "r50" else "swin_tiny", dilation=False, load_backbone="none",
-        num_queries=nq, drop_path_rate=0.2, use_checkpoint=False, pretrained_swin="")
+        num_queries=nq, drop_path_rate=0.2, use_checkpoint=False, pretrained_swin="", verb_tagger=False,
+        label_noise_scale=0.2, box_noise_scale=0.4)
     if args.backbone == "r50":
         from models.DDETR_backbone import build_backbone
     else:
         from models.swin.backbone import build_backbone
     torch.manual_seed(args.seed)
     backbone = build_backbone(off_args)
-    transformer = RLIP_ParSeDABDeformableTransformer_v2(
-        d_model=256, nhead=8, num_encoder_layers=6, num_decoder_layers=3, dim_feedforward=2048, dropout=0.0,
-        activation="relu", return_intermediate_dec=True, num_feature_levels=4, dec_n_points=4, enc_n_points=4,
-        two_stage=False, two_stage_num_proposals=nq, use_dab=True, text_encoder_type=text_dir, args=off_args)
-    official = RLIP_ParSeDA(backbone, transformer, num_queries=nq, num_feature_levels=4, aux_loss=True,
-                            with_box_refine=True, two_stage=False, use_dab=True, num_patterns=0,
-                            random_refpoints_xy=False, subject_class=True, pseudo_verb=False, args=off_args).eval()
+    common = dict(d_model=256, nhead=8, num_encoder_layers=6, num_decoder_layers=3, activation="relu",
+                  return_intermediate_dec=True, num_feature_levels=4, dec_n_points=4, enc_n_points=4, two_stage=False,
+                  two_stage_num_proposals=nq, text_encoder_type=text_dir, args=off_args)
+    if args.variant == "parseda":
+        transformer = RLIP_ParSeDABDeformableTransformer_v2(dim_feedforward=2048, dropout=0.0, use_dab=True, **common)
+        official = RLIP_ParSeDA(backbone, transformer, num_queries=nq, num_feature_levels=4, aux_loss=True,
+                                with_box_refine=True, two_stage=False, use_dab=True, num_patterns=0,
+                                random_refpoints_xy=False, subject_class=True, pseudo_verb=False, args=off_args)
+    else:
+        from models.hoi import RLIP_ParSeD
+        from models.ParSetransformer import RLIP_ParSeDTransformer_v2
+
+        transformer = RLIP_ParSeDTransformer_v2(dim_feedforward=1024, dropout=0.1, **common)
+        official = RLIP_ParSeD(backbone, transformer, num_queries=nq, num_feature_levels=4, aux_loss=True,
+                               with_box_refine=True, two_stage=False, subject_class=True, verb_curing=False,
+                               masked_entity_modeling=False, pseudo_verb=False, matcher=None, args=off_args)
+    official.eval()
     g = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         for _, prm in official.named_parameters():
@@ -205,12 +218,15 @@ def main() -> int:
 
     name = "rlipv2_parseda_r50.py" if args.backbone == "r50" else "rlipv2_parseda_swin_t.py"
     cfg = LazyConfig.load(os.path.join(REPO, "configs", "common", "models", name))
+    if args.variant == "parsed":
+        cfg.model.decoder = LazyConfig.load(os.path.join(REPO, "configs", "common", "models",
+                                                         "rlipv2_parsed_r50.py")).model.decoder
     cfg.model.text_encoder.name_or_path = text_dir
     cfg.model.decoder.num_queries = nq
     cfg.model.encoder.gating_mechanism = args.gate
     cfg.model.text_mask_quirk = args.train_mode
     ours = instantiate(cfg.model).eval()
-    converted, unmapped, _ = convert_official_state_dict(official.state_dict())
+    converted, unmapped, _ = convert_official_state_dict(official.state_dict(), args.variant)
     result = ours.load_state_dict(converted, strict=False)
     print(f"unmapped official keys: {unmapped}; missing: {result.missing_keys}; unexpected: {result.unexpected_keys}")
     if args.train_mode:

@@ -48,8 +48,8 @@ _PARSEDA_RULES = [
     (r"^(projection_text\.|bias_obj_a$|bias_pred_a$)", r"head.\1"),
 ]
 
-# R-Tagger (RLIP_ParSeD): shared parts only; the tagger's own heads are listed as unmapped.
-_TAGGER_RULES = [
+# RLIPv2-ParSeD (``RLIP_ParSeD`` + ``RLIP_ParSeDTransformer_v2``), decoders -> ParSeDDecoder.
+_PARSED_RULES = [
     (r"^input_proj\.", "neck.input_proj."),
     (r"^transformer\.level_embed$", "encoder.level_embed"),
     (r"^transformer\.ho_encoder\.layers\.", "encoder.layers."),
@@ -57,7 +57,16 @@ _TAGGER_RULES = [
     (r"^transformer\.ho_encoder\.VLFuse_layers\.(\d+)\.b_attn\.", r"encoder.fusion_layers.\1."),
     (r"^transformer\.resizer\.", "encoder.resizer."),
     (r"^transformer\.text_encoder\.", "text_encoder.model."),
+    (r"^transformer\.ho_decoder\.layers\.", "decoder.entity_layers."),
+    (r"^transformer\.verb_decoder\.layers\.", "decoder.relation_layers."),
+    (r"^transformer\.(reference_points_sub|reference_points_obj|verb_query_embed)\.", r"decoder.\1."),
+    (r"^transformer\.verb_tgt_generator\.", "decoder.relation_query_fusion."),
+    (r"^query_embed\.", "decoder.query_embed."),
+    (r"^(sub_bbox_embed|obj_bbox_embed)\.", r"decoder.\1."),
+    (r"^(projection_text\.|bias_obj_a$|bias_pred_a$)", r"head.\1"),
 ]
+# R-Tagger: the ParSeD parts; its own query modules (coord_proj, verb_tgt, ...) are listed as unmapped.
+_TAGGER_RULES = [r for r in _PARSED_RULES if r[0] != r"^query_embed\."]
 
 _ALIAS = re.compile(r"^transformer\.(ho|verb)_decoder\.(sub|obj)_bbox_embed\.(\d+)\.(.*)$")
 
@@ -83,9 +92,9 @@ def convert_official_state_dict(state_dict: dict, variant: str = "parseda"):
     keys (checked equal to the top-level heads), ``embeddings.position_ids`` and BN
     ``num_batches_tracked``. Raises ValueError if an alias differs from the head it should alias.
     """
-    if variant not in ("parseda", "tagger"):
-        raise ValueError(f"variant must be 'parseda' or 'tagger', got {variant!r}")
-    rules = _PARSEDA_RULES if variant == "parseda" else _TAGGER_RULES
+    if variant not in ("parseda", "parsed", "tagger"):
+        raise ValueError(f"variant must be 'parseda', 'parsed' or 'tagger', got {variant!r}")
+    rules = {"parseda": _PARSEDA_RULES, "parsed": _PARSED_RULES, "tagger": _TAGGER_RULES}[variant]
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     unmapped, dropped = [], []
     num_dec = None
@@ -98,7 +107,7 @@ def convert_official_state_dict(state_dict: dict, variant: str = "parseda"):
             dropped.append(k)
             continue
         alias = _ALIAS.match(k)
-        if alias and variant == "parseda":
+        if alias:
             dec, kind, idx, rest = alias.groups()
             offset = (num_dec or 3) if dec == "verb" else 0
             top = f"{kind}_bbox_embed.{int(idx) + offset}.{rest}"

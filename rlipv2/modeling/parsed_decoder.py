@@ -32,12 +32,14 @@ class ParSeDDecoder(nn.Module):
         num_queries: entity queries 2Q (200 for the R-Tagger).
         num_layers, d_model, d_ffn, dropout, n_levels, n_heads, n_points: layer settings
             (R-Tagger: 3, 256, 1024, 0.1, 4, 8, 4).
-        verb_query_tgt_type: ``"vanilla"`` (R-Tagger default), ``"MBF"`` or ``"vanilla_MBF"``.
+        verb_query_tgt_type: ``"vanilla"`` (R-Tagger default), ``"MBF"`` or ``"vanilla_MBF"`` (RLIPv2-ParSeD).
+        learned_queries: own ``query_embed`` (2Q, 3C) = (positional, content, relation target) as RLIPv2-ParSeD;
+            False when the queries are given to :meth:`forward` (R-Tagger).
     """
 
     def __init__(self, num_queries: int = 200, num_layers: int = 3, d_model: int = 256, d_ffn: int = 1024,
                  dropout: float = 0.1, n_levels: int = 4, n_heads: int = 8, n_points: int = 4,
-                 verb_query_tgt_type: str = "vanilla", mbf_cardinality: int = 16):
+                 verb_query_tgt_type: str = "vanilla", mbf_cardinality: int = 16, learned_queries: bool = True):
         super().__init__()
         if verb_query_tgt_type not in ("vanilla", "MBF", "vanilla_MBF"):
             raise ValueError(f"verb_query_tgt_type must be vanilla, MBF or vanilla_MBF, got {verb_query_tgt_type!r}")
@@ -61,6 +63,8 @@ class ParSeDDecoder(nn.Module):
         for m in self.modules():
             if isinstance(m, MSDeformAttn):
                 m._reset_parameters()
+        self.d_model = d_model
+        self.query_embed = nn.Embedding(num_queries, 3 * d_model) if learned_queries else None
         box_head = MLP(d_model, d_model, 4, 3)
         nn.init.zeros_(box_head.layers[-1].weight)
         nn.init.zeros_(box_head.layers[-1].bias)
@@ -81,17 +85,24 @@ class ParSeDDecoder(nn.Module):
         vr = valid_ratios if ref.shape[-1] == 2 else torch.cat([valid_ratios, valid_ratios], -1)
         return ref[:, :, None] * vr[:, None]
 
-    def forward(self, tgt, query_pos, verb_tgt, memory, spatial_shapes, level_start_index, valid_ratios,
-                padding_mask, key_padding_mask=None, attn_mask=None):
+    def forward(self, memory, spatial_shapes, level_start_index, valid_ratios, padding_mask, tgt=None,
+                query_pos=None, verb_tgt=None, key_padding_mask=None, attn_mask=None):
         """
         Args:
-            tgt, query_pos: (N, 2Q, C) entity content and positional queries (subjects first).
-            verb_tgt: (2Q, C) relation target embedding (its two halves are summed).
             memory, spatial_shapes, level_start_index, valid_ratios, padding_mask: encoder outputs.
+            tgt, query_pos: (N, 2Q, C) entity content and positional queries (subjects first); default: the
+                learned ``query_embed`` split into (positional, content, relation target).
+            verb_tgt: (2Q, C) relation target embedding (its two halves are summed).
             key_padding_mask: (N, 2Q) True on empty query slots (R-Tagger); attn_mask: optional.
         Returns dict like :class:`~rlipv2.modeling.parseda_decoder.ParSeDADecoder`, plus ``init_sub_ref`` /
         ``init_obj_ref`` (N, Q, 2).
         """
+        if tgt is None:
+            if self.query_embed is None:
+                raise ValueError("ParSeDDecoder(learned_queries=False) needs tgt, query_pos and verb_tgt")
+            n = memory.shape[0]
+            pos_w, tgt_w, verb_tgt = torch.split(self.query_embed.weight, self.d_model, dim=1)
+            query_pos, tgt = pos_w[None].expand(n, -1, -1), tgt_w[None].expand(n, -1, -1)
         q = tgt.shape[1] // 2
         enc = (memory, spatial_shapes, level_start_index, padding_mask)
         ref_sub = self.reference_points_sub(query_pos[:, :q]).sigmoid()

@@ -216,14 +216,14 @@ def test_parsed_decoder_references(kind):
 
     torch.manual_seed(0)
     dec = ParSeDDecoder(num_queries=6, num_layers=2, d_model=32, d_ffn=64, dropout=0.0, n_heads=4,
-                        verb_query_tgt_type=kind, mbf_cardinality=4).eval()
+                        verb_query_tgt_type=kind, mbf_cardinality=4, learned_queries=False).eval()
     with torch.no_grad():
         for h in list(dec.sub_bbox_embed) + list(dec.obj_bbox_embed):
             h.layers[-1].weight.normal_(0, 0.1)
     memory, spatial, start, vr, pm = _memory()
     tgt, pos = torch.randn(2, 6, 32), torch.randn(2, 6, 32)
     with torch.no_grad():
-        out = dec(tgt, pos, torch.randn(6, 32), memory, spatial, start, vr, pm)
+        out = dec(memory, spatial, start, vr, pm, tgt=tgt, query_pos=pos, verb_tgt=torch.randn(6, 32))
     assert out["hs_sub"].shape == (2, 2, 3, 32) and out["hs_rel"].shape == (2, 2, 3, 32)
     assert out["sub_boxes"].shape == (2, 2, 3, 4)
     # layer 0 refines 2-d points: the box centre is offset from the initial point

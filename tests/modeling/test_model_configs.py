@@ -8,7 +8,7 @@ from .conftest import OBJECTS, label_texts, load_model_config
 
 
 @pytest.mark.parametrize("name", ["rlipv2_parseda_r50.py", "rlipv2_parseda_swin_t.py", "rlipv2_parseda_swin_l.py",
-                                  "rlipv2_parseda_tiny.py"])
+                                  "rlipv2_parseda_tiny.py", "rlipv2_parsed_r50.py"])
 def test_every_model_config_instantiates(tiny_text_dir, name):
     from detectron2.config import instantiate
 

@@ -17,7 +17,7 @@ OFFICIAL = os.environ.get("RLIPV2_OFFICIAL_REPO")
 
 @pytest.mark.slow
 @pytest.mark.skipif(not OFFICIAL, reason="set RLIPV2_OFFICIAL_REPO to a checkout of the official RLIPv2 code")
-@pytest.mark.parametrize("extra", [[], ["--train-mode"],
+@pytest.mark.parametrize("extra", [[], ["--train-mode"], ["--variant", "parsed"],
                                    ["--backbone", "swin_t", "--gate", "GLIP", "--size", "131x197"]])
 def test_outputs_match_official_code(extra):
     env = {**os.environ, "PYTHONPATH": REPO}
