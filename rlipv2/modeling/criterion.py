@@ -246,6 +246,8 @@ class SetCriterionHOI(_WeightedLossMixin, nn.Module):
         if "text_embeddings_prefusion" not in outputs:
             raise KeyError("SetCriterionHOI(use_rpl=True) needs outputs['text_embeddings_prefusion'] (R, D)")
         emb = outputs["text_embeddings_prefusion"].float()
+        if emb.dim() == 3:  # (N, R, D): the sequence is shared by the batch; the official code uses image 0
+            emb = emb[0]
         if not self.rpl_target_grad:
             emb = emb.detach()
         sim = relation_text_similarity(emb)

@@ -21,7 +21,12 @@ from typing import Dict, List, Sequence
 
 import torch
 
-__all__ = ["build_pair_targets", "build_batch_pair_targets", "FAITHFUL_HOI_SUBJECT_LABEL"]
+__all__ = [
+    "build_pair_targets",
+    "build_batch_pair_targets",
+    "pair_targets_from_label_sequence",
+    "FAITHFUL_HOI_SUBJECT_LABEL",
+]
 
 # Subject label the official HICO-DET / V-COCO loaders give every pair (unless the never-used
 # --use_correct_subject_category_hico flag is passed): index 1, "bicycle", instead of 0, "person".
@@ -149,3 +154,36 @@ def build_batch_pair_targets(
         except (KeyError, ValueError) as e:
             raise ValueError(f"image {x.get('image_id', i)} ({x.get('file_name', '?')}): {e}") from e
     return out
+
+
+def pair_targets_from_label_sequence(
+    batched_inputs: Sequence[dict],
+    label_sequence,
+    faithful_hoi_subject_label: bool = False,
+    device: torch.device | None = None,
+) -> List[Dict[str, torch.Tensor]]:
+    """Pair targets of a batch from its label sequence (contract 3, ``rlipv2.data.label_sequence``).
+
+    Args:
+        batched_inputs: the mapped inputs (contract 2), for their ``instances`` (boxes).
+        label_sequence: a ``LabelSequence``: ``num_object_labels``, ``texts`` and ``targets``, one dict per
+            image with ``labels`` (instance label indices into the sequence) and ``relations`` (M, 3) whose
+            predicate column already indexes the relation labels.
+        faithful_hoi_subject_label, device: as in :func:`build_pair_targets`.
+    """
+    num_obj = label_sequence.num_object_labels
+    num_rel = len(label_sequence.texts) - num_obj - 1
+    if len(label_sequence.targets) != len(batched_inputs):
+        raise ValueError(
+            f"pair_targets_from_label_sequence: {len(label_sequence.targets)} label-sequence targets "
+            f"for {len(batched_inputs)} images"
+        )
+    per_image = [dict(x, relations=t["relations"]) for x, t in zip(batched_inputs, label_sequence.targets)]
+    return build_batch_pair_targets(
+        per_image,
+        num_obj,
+        num_rel,
+        object_labels=[t["labels"] for t in label_sequence.targets],
+        faithful_hoi_subject_label=faithful_hoi_subject_label,
+        device=device,
+    )

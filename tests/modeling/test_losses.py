@@ -15,7 +15,7 @@ from rlipv2.modeling.losses import (
     relational_pseudo_labels,
     relational_quality_scores,
 )
-from rlipv2.modeling.targets import build_batch_pair_targets, build_pair_targets
+from rlipv2.modeling.targets import build_batch_pair_targets, build_pair_targets, pair_targets_from_label_sequence
 
 L = math.log
 
@@ -145,6 +145,23 @@ def test_build_pair_targets_groups_pairs():
             6,
             4,
         )
+
+
+def test_pair_targets_from_label_sequence():
+    from types import SimpleNamespace
+
+    # contract 3: texts = objects + ["no objects"] + relations; targets re-indexed into the sequence
+    seq = SimpleNamespace(
+        texts=["person", "cup", "dog", "no objects", "hold", "ride"],
+        num_object_labels=3,
+        targets=[{"labels": torch.tensor([0, 2, 1]), "relations": torch.tensor([[0, 1, 1], [0, 1, 0], [0, -1, 1]])}],
+    )
+    batch = [{"instances": _instances(), "relations": torch.tensor([[0, 1, 7], [0, 1, 9], [0, -1, 8]])}]
+    (t,) = pair_targets_from_label_sequence(batch, seq)
+    assert t["verb_labels"].tolist() == [[1, 1], [0, 1]]
+    assert t["sub_labels"].tolist() == [0, 0] and t["obj_labels"].tolist() == [2, 3]
+    with pytest.raises(ValueError, match="label-sequence targets"):
+        pair_targets_from_label_sequence(batch * 2, seq)
 
 
 # ---------------------------------------------------------------- criterion
@@ -319,6 +336,8 @@ def test_rpl_targets_in_criterion():
     s = relational_quality_scores(src_sub, src_obj, tgt["sub_boxes"], tgt["obj_boxes"])
     assert target[0, 1].tolist() == pytest.approx([s.item(), 2 / 3 * s.item(), 0.0], abs=1e-4)
     assert target[0, 0].abs().sum() == 0 and target[0, 2].abs().sum() == 0
+    batched = dict(out, text_embeddings_prefusion=emb[None].expand(2, -1, -1))
+    assert crit.pseudo_labels(batched, [tgt])[0].tolist() == pseudo[0].tolist()
     crit(out, [tgt])["loss_verb_ce"].backward()
     assert emb.grad is None  # targets are constants by default
     faithful = SetCriterionHOI(use_rql=True, use_rpl=True, rpl_target_grad=True)
@@ -386,3 +405,31 @@ def test_half_precision_outputs_are_computed_in_float32():
     for k in exp:
         assert torch.isfinite(got[k]) and got[k].dtype == torch.float32
         assert got[k].item() == pytest.approx(exp[k].item(), rel=1e-6), k
+
+
+def _dist_worker(rank, store, out_dir):
+    import torch.distributed as dist
+
+    from rlipv2.modeling.criterion import num_interactions_across_processes
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        p = 1 if rank == 0 else 4  # (1 + 4) / 2 = 2.5 pairs per process
+        targets = [{"obj_labels": torch.zeros(p, dtype=torch.int64)}]
+        value = num_interactions_across_processes(targets, torch.device("cpu"))
+        (out_dir / f"rank{rank}.txt").write_text(str(value))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_num_interactions_single_process():
+    from rlipv2.modeling.criterion import num_interactions_across_processes
+
+    assert num_interactions_across_processes([_target(), _target()], torch.device("cpu")) == 2.0
+    assert num_interactions_across_processes([{"obj_labels": torch.zeros(0)}], torch.device("cpu")) == 1.0  # clamp
+
+
+@pytest.mark.slow
+def test_num_interactions_all_reduced_across_processes(tmp_path):
+    torch.multiprocessing.spawn(_dist_worker, args=(tmp_path / "store", tmp_path), nprocs=2, join=True)
+    assert [float((tmp_path / f"rank{r}.txt").read_text()) for r in range(2)] == [2.5, 2.5]
