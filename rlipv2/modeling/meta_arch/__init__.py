@@ -1,0 +1,3 @@
+from .rlipv2 import RLIPv2
+
+__all__ = ["RLIPv2"]
