@@ -125,6 +125,16 @@ class RLIPv2(nn.Module):
             return None
         return list(self._object_labels), list(self._relation_labels)
 
+    def set_label_texts(self, object_labels: Sequence[str], relation_labels: Sequence[str]) -> None:
+        """Set the inference vocabulary (free-form texts): predicted label ids index these lists.
+
+        Used for open-vocabulary queries on custom images (:class:`rlipv2.engine.RelationPredictor`).
+        The text-embedding cache recomputes embeddings for the new sequence on the next forward.
+        """
+        if not object_labels or not relation_labels:
+            raise ValueError("set_label_texts needs at least one object label and one relation label")
+        self._object_labels, self._relation_labels = list(object_labels), list(relation_labels)
+
     @staticmethod
     def label_texts(object_labels: Sequence[str], relation_labels: Sequence[str]) -> tuple[list[str], int]:
         """The label sequence ``objects + ["no objects"] + relations`` and the number of objects."""
