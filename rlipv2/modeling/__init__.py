@@ -5,7 +5,7 @@ Importing registers :class:`~rlipv2.modeling.meta_arch.RLIPv2` in Detectron2's M
 """
 from .alif_encoder import ALIFEncoder
 from .alif_fusion import GatedBiAttentionFusion
-from .backbone import FrozenNormSwinTransformer, build_frozen_resnet
+from .backbone import FrozenNormSwinTransformer, build_frozen_resnet, build_small_resnet
 from .criterion import DEFAULT_LOSS_WEIGHTS, SetCriterionHOI, TaggerCriterion
 from .label_text_head import LabelTextHead
 from .matcher import HungarianMatcherHOI
@@ -18,7 +18,8 @@ from .targets import build_batch_pair_targets, build_pair_targets
 from .text_encoder import HFTextEncoder
 
 __all__ = [
-    "ALIFEncoder", "GatedBiAttentionFusion", "FrozenNormSwinTransformer", "build_frozen_resnet", "LabelTextHead",
+    "ALIFEncoder", "GatedBiAttentionFusion", "FrozenNormSwinTransformer", "build_frozen_resnet", "build_small_resnet",
+    "LabelTextHead",
     "RLIPv2", "InputProjection", "ParSeDADecoder", "PositionEmbeddingSine", "HFTextEncoder",
     "DEFAULT_LOSS_WEIGHTS", "HungarianMatcherHOI", "SetCriterionHOI", "TaggerCriterion",
     "HOIPostProcessor", "SGGPostProcessor", "build_pair_targets", "build_batch_pair_targets",

@@ -49,12 +49,15 @@ class HFTextEncoder(nn.Module):
         attn_implementation: attention kernel of the encoder. ``"eager"`` reproduces the official
             explicit softmax; ``"sdpa"`` moves pooled vectors by about 2e-5.
         cache_inference: cache the embeddings of the last label sequence in eval mode.
+        trainable: False freezes the transformer (``requires_grad=False``; the projection, if any,
+            still trains): its pooled vectors are computed without autograd and cached in training
+            too, which makes small CPU runs (the demo) much cheaper.
         model, tokenizer: already-built objects (override ``name_or_path``), e.g. in tests.
     """
 
     def __init__(self, name_or_path: str = "roberta-base", pretrained: bool = True, pooling: str = "pooler",
                  output_dim: int = 768, attn_implementation: str = "eager", cache_inference: bool = True,
-                 model: nn.Module | None = None, tokenizer=None):
+                 model: nn.Module | None = None, tokenizer=None, trainable: bool = True):
         super().__init__()
         if pooling not in ("pooler", "cls", "mean"):
             raise ValueError(f"pooling must be 'pooler', 'cls' or 'mean', got {pooling!r}")
@@ -81,6 +84,9 @@ class HFTextEncoder(nn.Module):
         self.output_dim = output_dim
         self.proj = nn.Linear(self.width, output_dim) if self.width != output_dim else None
         self.cache_inference = cache_inference
+        self.trainable = bool(trainable)
+        if not self.trainable:
+            self.model.requires_grad_(False)
         self._cache_key = None
         self._cache_value: torch.Tensor | None = None
         self.cache_hits = 0
@@ -105,17 +111,22 @@ class HFTextEncoder(nn.Module):
         self._cache_value = None
 
     def train(self, mode: bool = True):
-        if mode:
+        if mode and self.trainable:
             self.clear_cache()
-        return super().train(mode)
+        super().train(mode)
+        if not self.trainable:
+            self.model.eval()  # frozen: no dropout, same vectors in training and inference
+        return self
 
-    def encode(self, texts: list[str]) -> torch.Tensor:
-        """Encode without the cache. Returns (len(texts), output_dim)."""
+    def encode(self, texts: list[str], raw: bool = False) -> torch.Tensor:
+        """Encode without the cache. Returns (len(texts), output_dim) (``raw``: before the projection,
+        (len(texts), width))."""
         if len(texts) == 0:
             raise ValueError("the label sequence is empty")
         device = next(self.model.parameters()).device
         tok = self.tokenizer(list(texts), padding="longest", return_tensors="pt").to(device)
-        out = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.trainable):
+            out = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
         if self.pooling == "pooler":
             pooled = out.pooler_output
         elif self.pooling == "cls":
@@ -123,14 +134,29 @@ class HFTextEncoder(nn.Module):
         else:
             m = tok["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
             pooled = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1)
-        if self.proj is not None:
-            pooled = self.proj(pooled)
-        return pooled
+        return pooled if raw else self._project(pooled)
+
+    def _project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.proj(pooled) if self.proj is not None else pooled
+
+    def _frozen_pooled(self, texts: tuple) -> torch.Tensor:
+        weights = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        key = (texts, "frozen", weights, _autocast_state(next(self.parameters()).device))
+        if self._cache_key == key and self._cache_value is not None:
+            self.cache_hits += 1
+            return self._cache_value
+        self.cache_misses += 1
+        with torch.no_grad():
+            value = self.encode(list(texts), raw=True)
+        self._cache_key, self._cache_value = key, value
+        return value
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         """texts: label strings. Returns (len(texts), output_dim); cached in eval mode."""
         texts = tuple(texts)
         use_cache = self.cache_inference and not self.training and not torch.is_grad_enabled()
+        if not self.trainable:  # frozen transformer: cache its pooled vectors, project them every call
+            return self._project(self._frozen_pooled(texts))
         if not use_cache:
             return self.encode(list(texts))
         key = (texts, self._weights_fingerprint(), _autocast_state(next(self.parameters()).device))
