@@ -46,7 +46,7 @@ model.encoder.n_points = 2
 model.criterion.use_rpl = False
 
 # ---------------------------------------------------------------- optimisation
-optimizer.lr = 4e-4
+optimizer.lr = 1e-3
 optimizer.params.backbone_lr = "${..lr}"
 optimizer.params.text_encoder_lr = 0.0  # frozen anyway
 train.epochs = 6
