@@ -31,6 +31,6 @@ optimizer.params.text_encoder_lr = "${.backbone_lr}"
 
 train.epochs = 20
 train.lr_drop = 15
-train.truncate_queries = True
+train.truncate_queries = False  # 200 queries, as the pre-trained model
 train.init_checkpoint = "weights/rlipv2_r50_pretrain.pth"
 train.output_dir = "./output/rlipv2_parseda_r50_oi"

@@ -18,6 +18,7 @@ model.criterion.use_rql = False
 model.criterion.use_rpl = False
 model.metadata_dataset = "${dataloader.test.dataset.names}"
 model.postprocessor.subject_category_id = 0  # "person"
+model.postprocessor.zero_shot_subject_filter = False
 
 dataloader.train.total_batch_size = 32  # 8 per GPU x 4 GPUs
 dataloader.evaluator.output_dir = "${train.output_dir}"
@@ -28,6 +29,6 @@ optimizer.params.text_encoder_lr = "${.backbone_lr}"
 
 train.epochs = 20
 train.lr_drop = 15
-train.truncate_queries = True
+train.truncate_queries = False  # 200 queries, as the pre-trained model
 train.init_checkpoint = "weights/rlipv2_r50_pretrain.pth"
 train.output_dir = "./output/rlipv2_parseda_r50_vcoco"
