@@ -237,7 +237,8 @@ def _check_model(model, cfg):
     assert name == ("FrozenNormSwinTransformer" if "drop_path_rate" in cfg.model.backbone else "ResNet")
 
 
-FAST_MODELS = ["hico/rlipv2_parseda_r50_hico.py", "hico/rlipv2_parseda_swint_hico_10pct.py", "oi/rlipv2_parseda_r50_oi.py"]
+FAST_MODELS = ["hico/rlipv2_parseda_r50_hico.py", "hico/rlipv2_parseda_swint_hico_10pct.py",
+               "oi/rlipv2_parseda_r50_oi.py"]
 
 
 @pytest.mark.parametrize("rel_path", FAST_MODELS)
@@ -295,9 +296,10 @@ def fixture_datasets(tmp_path_factory):
     vg = []
     for i in range(4):
         _write_image(str(root / "vg" / f"{i + 1}.jpg"), seed=10 + i)
+        other = "horse" if i % 2 else "table"
         vg.append({"image_id": i + 1,
                    "objects": [{"object_id": 1, "x": 2, "y": 3, "w": 30, "h": 50, "names": ["man"]},
-                               {"object_id": 2, "x": 40, "y": 10, "w": 40, "h": 50, "names": ["horse" if i % 2 else "table"]},
+                               {"object_id": 2, "x": 40, "y": 10, "w": 40, "h": 50, "names": [other]},
                                {"object_id": 3, "x": 5, "y": 5, "w": 10, "h": 10, "names": ["hat"]}],
                    "relationships": [{"relationship_id": 1, "predicate": "riding" if i % 2 else "next to",
                                       "subject_id": 1, "object_id": 2},
