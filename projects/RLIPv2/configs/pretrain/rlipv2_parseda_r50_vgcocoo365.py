@@ -38,7 +38,8 @@ optimizer.params.text_encoder_lr = "${.backbone_lr}"
 # --- schedule and run
 train.epochs = 20
 train.lr_drop = 15
-# the official pre-training does not evaluate: only at the end of training (HICO-DET NF zero-shot)
+# the official pre-training does not evaluate. Detectron2 still evaluates once after the last
+# iteration (HICO-DET NF zero-shot, needs the HICO-DET test set); model_final.pth is written before it.
 train.eval_period = 0
 train.truncate_queries = True  # detection weights may have more query rows (official filter_ckpt_tgt_anchor)
 train.init_checkpoint = "weights/dab_ddetr_r50_cocoo365.pth"
