@@ -305,13 +305,28 @@ def fixture_datasets(tmp_path_factory):
                                       "subject_id": 1, "object_id": 2},
                                      {"relationship_id": 2, "predicate": "wearing", "subject_id": 1, "object_id": 3}]})
     vg_json = _write_json(root / "vg" / "sg.json", vg)
+    vcoco = [{"file_name": name, "annotations": [{"bbox": [2, 3, 40, 60], "category_id": 1},
+                                                 {"bbox": [30, 10, 90, 70], "category_id": 3}],
+              "hoi_annotation": [{"subject_id": 0, "object_id": -1, "category_id": 1},
+                                 {"subject_id": 0, "object_id": 1, "category_id": 0}]}
+             for name in (h["file_name"] for h in hico)]
+    vcoco_json = _write_json(root / "hico" / "vcoco.json", vcoco)
+    oi_all = _write_json(root / "oi" / "categories_dict.json", {"obj": ["Zebra", "Man", "Guitar", "Car"], "rel": []})
+    oi_cats = _write_json(root / "oi" / "cats.json", {"obj": ["Man", "Guitar", "Car"], "rel": ["plays", "holds", "at"]})
+    oi = [{"file_name": h["file_name"],
+           "annotations": [{"bbox": [2, 3, 40, 60], "category_id": 1}, {"bbox": [30, 10, 90, 70], "category_id": 2}],
+           "rel_annotations": [{"subject_id": 0, "object_id": 1, "category_id": i % 2}]} for i, h in enumerate(hico)]
+    oi_json = _write_json(root / "oi" / "ann.json", oi)
     names = {"hico_train": "cfgtest_hico_train", "hico_test": "cfgtest_hico_test", "vg": "cfgtest_vg",
-             "vg2": "cfgtest_vg2", "mix": "cfgtest_vg_mix"}
+             "vg2": "cfgtest_vg2", "mix": "cfgtest_vg_mix", "vcoco": "cfgtest_vcoco", "oi": "cfgtest_oi"}
     register_relation_dataset(names["hico_train"], hico_json, str(root / "hico"), format="hico")
     register_relation_dataset(names["hico_test"], hico_json, str(root / "hico"), format="hico")
     register_relation_dataset(names["vg"], vg_json, str(root / "vg"), format="vg")
     register_relation_dataset(names["vg2"], vg_json, str(root / "vg"), format="vg")
     register_mixture(names["mix"], [names["vg"], names["vg2"]])
+    register_relation_dataset(names["vcoco"], vcoco_json, str(root / "hico"), format="vcoco")
+    register_relation_dataset(names["oi"], oi_json, str(root / "hico"), format="oi", categories_file=oi_cats,
+                              all_categories_file=oi_all)
     yield names
     for n in names.values():
         DatasetCatalog.remove(n)
@@ -400,3 +415,24 @@ def test_pretraining_label_sequence_node_on_a_fixture_mixture(fixture_datasets, 
     batch_rels = {t for b in batch for t in b["predicate_texts"]}
     assert batch_rels <= set(rels) and set(rels) <= set(meta.predicate_classes)
     assert len(objs) == len(meta.thing_classes)  # vocabulary smaller than 333: every object label is used
+
+
+@pytest.mark.slow
+def test_vcoco_and_open_images_data_nodes_on_fixtures(fixture_datasets, text_dir, tmp_path):
+    from detectron2.evaluation import inference_on_dataset
+
+    cfg = _load("vcoco/rlipv2_parseda_r50_vcoco.py")
+    _shrink_for_cpu(cfg, text_dir, fixture_datasets["vcoco"], fixture_datasets["vcoco"])
+    model, batch = _train_step(cfg)  # the evaluator needs the official V-COCO files: not built here
+    assert all((b["relations"][:, 1] == -1).any() for b in batch)  # V-COCO's "no object" roles
+    objs, rels = model.training_label_sequence(batch)
+    assert len(rels) == 29 and objs[-1].startswith("missing")
+
+    cfg = _load("oi/rlipv2_parseda_r50_oi.py")
+    _shrink_for_cpu(cfg, text_dir, fixture_datasets["oi"], fixture_datasets["oi"])
+    cfg.train.output_dir = str(tmp_path)
+    model, _ = _train_step(cfg)
+    results = inference_on_dataset(model.eval(), instantiate(cfg.dataloader.test),
+                                   instantiate(cfg.dataloader.evaluator))
+    assert {"R@50", "wmAP_rel", "wmAP_phr", "score_wtd"} <= set(results["oi"])
+    assert os.path.exists(tmp_path / "oi_results.json")
