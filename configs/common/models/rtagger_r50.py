@@ -11,7 +11,7 @@ files were named after ("Noi24"); the official training script passes ``--box_no
 """
 from detectron2.config import LazyCall as L
 
-from rlipv2.modeling import TaggerCriterion, TaggerQueryGenerator, RTagger
+from rlipv2.modeling import RTagger, TaggerCriterion, TaggerQueryGenerator
 from rlipv2.modeling.parsed_decoder import ParSeDDecoder
 
 from .rlipv2_parseda_r50 import model as _base
