@@ -38,7 +38,8 @@ model.label_sequence_builder = L(LabelSequenceBuilder.from_metadata)(
 dataloader = dict(
     train=L(build_detection_train_loader)(
         dataset=L(get_relation_dataset_dicts)(names=TRAIN_SET, filter_no_relations=True),
-        mapper=L(RelationDatasetMapper)(is_train=True, dataset_name=TRAIN_SET, max_relations=100),
+        # the official VGRelTagger keeps the first num_queries (200) relations, then samples 100 pairs
+        mapper=L(RelationDatasetMapper)(is_train=True, dataset_name=TRAIN_SET, max_relations=200),
         total_batch_size=64,
         num_workers=8,
     ),
