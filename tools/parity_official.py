@@ -106,6 +106,9 @@ def main() -> int:
     p.add_argument("--train-mode", action="store_true",
                    help="compare the training-mode forward (dropout set to 0; the official code encodes the labels "
                         "itself and applies its sum<=0 text mask, reproduced with text_mask_quirk=True)")
+    p.add_argument("--full-slots", action="store_true",
+                   help="tagger: fill every pair slot, with repeated subjects, so that the official training-mode "
+                        "duplicate-entity attention mask is active (compared with official_attn_mask=True)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, os.path.abspath(args.official))
@@ -219,11 +222,16 @@ def main() -> int:
         extra = {}
         if tagger:  # given pairs: 3 in image 1, 2 in image 2 (of nq/2 slots); normalised cxcywh boxes
             pairs = []
-            for p in (min(3, nq // 2), min(2, nq // 2)):
+            counts = (nq // 2, nq // 2) if args.full_slots else (min(3, nq // 2), min(2, nq // 2))
+            for p in counts:
                 cxcy, wh = 0.3 + 0.4 * torch.rand(2, p, 2, generator=g), 0.1 + 0.3 * torch.rand(2, p, 2, generator=g)
-                pairs.append({"sub_boxes": torch.cat([cxcy[0], wh[0]], -1), "obj_boxes": torch.cat([cxcy[1], wh[1]], -1),
-                              "sub_labels": torch.randint(0, len(OBJECTS), (p,), generator=g),
-                              "obj_labels": torch.randint(0, len(OBJECTS), (p,), generator=g)})
+                pair = {"sub_boxes": torch.cat([cxcy[0], wh[0]], -1), "obj_boxes": torch.cat([cxcy[1], wh[1]], -1),
+                        "sub_labels": torch.randint(0, len(OBJECTS), (p,), generator=g),
+                        "obj_labels": torch.randint(0, len(OBJECTS), (p,), generator=g)}
+                if args.full_slots:  # the same subject (label and box) in every pair: duplicates to mask
+                    pair["sub_boxes"][:] = pair["sub_boxes"][0]
+                    pair["sub_labels"][:] = pair["sub_labels"][0]
+                pairs.append(pair)
             extra["targets"] = pairs
         cache = official(samples, encode_and_save=True, text=text, **extra)
         ref = official(samples, encode_and_save=False, memory_cache=cache, text=text, **extra)
@@ -238,6 +246,7 @@ def main() -> int:
         tagger_model.backbone, tagger_model.neck = cfg.model.backbone, cfg.model.neck
         tagger_model.position_embedding = cfg.model.position_embedding
         tagger_model.queries.box_noise = tagger_model.queries.label_noise = 0.0
+        tagger_model.queries.official_attn_mask = args.full_slots
         cfg.model = tagger_model
     cfg.model.text_encoder.name_or_path = text_dir
     cfg.model.decoder.num_queries = nq
