@@ -2,7 +2,12 @@
 """Compare this implementation with the official RLIPv2-ParSeDA code, on CPU, with random weights.
 
     python tools/parity_official.py --official /path/to/RLIPv2 [--backbone r50|swin_t] [--gate VXAc]
-        [--num-queries 8] [--size 160x224] [--mask-quirk]
+        [--num-queries 8] [--size 160x224] [--train-mode] [--variant parseda|parsed|tagger] [--full-slots]
+
+``--variant tagger`` compares the R-Tagger (official ``RLIP_ParSeD`` with ``--verb_tagger``, given pairs as
+``targets``) with ``RTagger.forward_tagger``; ``--train-mode`` then runs without box/label noise, and
+``--full-slots`` fills every pair slot with a repeated subject so that the official duplicate-entity
+attention mask is active (ours: ``official_attn_mask=True``).
 
 The official repository (github.com/JacobYuan7/RLIPv2, a checkout given by ``--official``) is imported,
 not copied. To run it here without its CUDA op and its pinned packages, this script:
