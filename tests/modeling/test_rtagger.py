@@ -264,3 +264,19 @@ def test_r50_tagger_config_has_the_official_settings(tiny_text_dir):
     assert (model.queries.box_noise, model.queries.label_noise) == (0.4, 0.2)
     assert model.head.subject_class
     assert model.criterion.weight_dict["loss_sub_bbox"] == 2.5 and model.criterion.weight_dict["loss_obj_giou"] == 1.0
+
+
+def test_vg_tagger_config_recipe():
+    import os
+
+    from detectron2.config import LazyConfig
+
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    cfg = LazyConfig.load(os.path.join(repo, "projects", "RLIPv2", "configs", "tagger", "rtagger_r50_vg.py"))
+    assert {"model", "dataloader", "optimizer", "lr_multiplier", "train"} <= set(cfg)
+    assert (cfg.train.epochs, cfg.train.lr_drop) == (20, 15)
+    assert cfg.optimizer.lr == 1.41e-4
+    assert cfg.optimizer.params.backbone_lr == cfg.optimizer.params.text_encoder_lr == 1.41e-5
+    assert cfg.dataloader.train.total_batch_size == 64 and cfg.dataloader.train.dataset.names == "vg_rel_train"
+    assert cfg.model.label_sequence_builder.num_labels == 500 and cfg.model.label_sequence_builder.mode == "pretraining"
+    assert cfg.model.encoder.gating_mechanism == "GLIP" and cfg.model.decoder.d_ffn == 1024

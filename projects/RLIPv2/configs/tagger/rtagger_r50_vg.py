@@ -22,6 +22,7 @@ from rlipv2.data import LabelSequenceBuilder, RelationDatasetMapper, get_relatio
 
 from .....configs.common.models.rtagger_r50 import model
 from .....configs.common.optim import optimizer
+from .....configs.common.schedule import lr_multiplier  # noqa: F401  (a config entry)
 from .....configs.common.train import train
 
 TRAIN_SET = "vg_rel_train"

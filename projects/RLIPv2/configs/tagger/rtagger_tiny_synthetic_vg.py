@@ -7,7 +7,7 @@
         model.text_encoder.name_or_path=/path/to/tiny_roberta train.max_iter=20
 """
 from .....configs.common.models.rtagger_tiny import model
-from .rtagger_r50_vg import dataloader, optimizer, train
+from .rtagger_r50_vg import dataloader, lr_multiplier, optimizer, train  # noqa: F401  (config entries)
 from .rtagger_r50_vg import model as _vg_model
 
 TRAIN_SET = "synthetic_vg_train"
