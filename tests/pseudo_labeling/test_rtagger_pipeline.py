@@ -76,6 +76,7 @@ def test_rtagger_pipeline_end_to_end(tiny_text_dir, tmp_path):
     out = tmp_path / "pseudo"
     cfg = PipelineConfig(detection_json=det, image_root=os.path.join(world, "images", "vg"), output_dir=str(out),
                          captioner="TemplateCaptioner", paraphrases=para, dataset_name="synthetic", shard_size=2,
+                         group_size=8,  # the tiny tagger has 8 pair slots
                          num_workers=0, progress=False)
     tagger = ModuleRelationTagger(_tiny_tagger(tiny_text_dir), min_size=96, max_size=128)
     summary = PseudoLabelPipeline(cfg, captioner=TemplateCaptioner(known), tagger=tagger, rank=0, world_size=1,
@@ -146,3 +147,32 @@ def test_lazy_config_tagger_builds_rtagger_from_config_and_weights(tiny_text_dir
             ["riding", "next to"])
     expected = ModuleRelationTagger(model, min_size=96, max_size=128).tag(*args)
     torch.testing.assert_close(tagger.tag(*args)[0], expected[0])
+
+
+def test_cli_with_lazy_config_rtagger(tiny_text_dir, tmp_path):
+    """tools/pseudo_label.py --tagger LazyConfigTagger --tagger-config rtagger_tiny.py, template captions."""
+    import subprocess
+    import sys
+
+    from rlipv2.data import SyntheticWorldConfig, ensure_world
+
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    world = ensure_world(str(tmp_path / "world"),
+                         SyntheticWorldConfig(seed=5, image_size=96, num_train=1, num_test=1, num_vg=4))
+    det, para, known = _coco_from_world(world, tmp_path)
+    rel_file = tmp_path / "relations.json"
+    rel_file.write_text(json.dumps({str(k): v for k, v in known.items()}))
+    overrides = json.dumps([f"model.text_encoder.name_or_path={tiny_text_dir}", "model.head.prior_prob=0.5"])
+    cmd = [sys.executable, os.path.join(repo, "tools", "pseudo_label.py"), "--detection-json", det,
+           "--image-root", os.path.join(world, "images", "vg"), "--template-relations", str(rel_file),
+           "--paraphrases", para, "--output-dir", str(tmp_path / "out"), "--shard-size", "2", "--group-size", "8",
+           "--num-workers", "0", "--no-progress", "--dataset-name", "synthetic",
+           "--tagger", "LazyConfigTagger", "--tagger-config", os.path.join(CONFIG_DIR, "rtagger_tiny.py"),
+           "--tagger-opt", f"overrides={overrides}", "--tagger-opt", "min_size=96", "--tagger-opt", "max_size=128"]
+    env = dict(os.environ, PYTHONPATH=repo, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=repo)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    data = json.loads((tmp_path / "out" / "pseudo_relations.json").read_text())
+    assert len(data) == 4
+    rels = [r for e in data for r in e["relationships"]]
+    assert rels and all(r["predicate"] in PHRASES.values() for r in rels)
