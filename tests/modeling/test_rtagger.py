@@ -280,3 +280,20 @@ def test_vg_tagger_config_recipe():
     assert cfg.dataloader.train.total_batch_size == 64 and cfg.dataloader.train.dataset.names == "vg_rel_train"
     assert cfg.model.label_sequence_builder.num_labels == 500 and cfg.model.label_sequence_builder.mode == "pretraining"
     assert cfg.model.encoder.gating_mechanism == "GLIP" and cfg.model.decoder.d_ffn == 1024
+
+
+def test_faithful_label_noise_draws_from_the_batch_size_range():
+    gen = TaggerQueryGenerator(num_queries=8, d_model=4, box_noise=0.0, label_noise=1.0, faithful_label_noise=True)
+    emb = torch.arange(2 * 6 * 4, dtype=torch.float32).reshape(2, 6, 4)
+    pair = {"sub_boxes": torch.full((4, 4), 0.5), "obj_boxes": torch.full((4, 4), 0.5),
+            "sub_labels": torch.tensor([3, 4, 5, 3]), "obj_labels": torch.tensor([4, 5, 3, 4])}
+    q = gen.train()(emb, [pair, pair], generator=torch.Generator().manual_seed(0))
+    for i in range(2):
+        rows = q["tgt"][i][~q["key_padding_mask"][i]]
+        # every label was redrawn from [0, batch_size) = {0, 1}: the embeddings of labels 0 or 1 only
+        assert all(any(torch.equal(r, emb[i, c]) for c in (0, 1)) for r in rows)
+    gen.faithful_label_noise = False
+    q = gen(emb, [pair, pair], generator=torch.Generator().manual_seed(0))
+    drawn = {int(c) for i in range(2) for r in q["tgt"][i][~q["key_padding_mask"][i]]
+             for c in range(6) if torch.equal(r, emb[i, c])}
+    assert drawn <= set(range(5)) and drawn - {0, 1}  # all object labels (not "no objects", index 5)
