@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--variant", default="parseda", choices=["parseda", "parsed", "tagger"],
-                   help="parseda: RLIPv2-ParSeDA (all released models); parsed: RLIPv2-ParSeD; tagger: R-Tagger")
+                   help="parseda: RLIPv2-ParSeDA (all released models); parsed: RLIPv2-ParSeD; "
+                        "tagger: R-Tagger (RTagger, configs/common/models/rtagger_r50.py)")
     p.add_argument("--num-queries", type=int, default=None,
                    help="keep this many entity queries (e.g. 128 to fine-tune from a 200-query model)")
     p.add_argument("--truncation", default="paired", choices=["paired", "official"],

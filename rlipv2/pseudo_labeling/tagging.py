@@ -11,7 +11,9 @@ Interfaces:
   returns one score matrix (pairs x relation texts, in [0, 1]) per group. Anything that implements it
   can be registered in ``RELATION_TAGGER_REGISTRY`` and selected with ``tools/pseudo_label.py --tagger``.
 - :class:`ModuleRelationTagger`: adapter from an ``nn.Module`` with the batched forward contract below to
-  ``RelationTagger`` (resizing, batching, sigmoid, no_grad). The R-Tagger model implements that contract.
+  ``RelationTagger`` (resizing, batching, sigmoid, no_grad). The R-Tagger model
+  (:class:`rlipv2.modeling.RTagger`, ``configs/common/models/rtagger_r50.py``) implements that contract in
+  eval mode; ``LazyConfigTagger`` builds it from its config and checkpoint.
 - :class:`RandomRelationTagger`: a tiny deterministic, untrained module for tests and demos.
 
 Module forward contract (``ModuleRelationTagger``): ``module(batched_inputs) -> list[Tensor]`` with one dict
