@@ -1,7 +1,7 @@
 // Device-independent helpers of the ms_deform_attn kernels: input checks and the float32 compute
 // type of reduced-precision inputs. Free of CUDA headers.
 #pragma once
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace rlipv2 {
 namespace msda {

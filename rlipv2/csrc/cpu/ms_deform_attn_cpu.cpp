@@ -58,6 +58,9 @@ inline bool setup_corners(T x, T y, int64_t H, int64_t W, Corners<T>& c) {
   return true;
 }
 
+// Below this many multiply-adds, work is not split across threads.
+constexpr int64_t kMinTaskWork = int64_t(1) << 23;
+
 struct Dims {
   int64_t N, S, M, D, L, P, Lq;
 };
@@ -212,7 +215,9 @@ at::Tensor ms_deform_attn_cpu_forward(const at::Tensor& value_in, const at::Tens
     const scalar_t* lp = loc.data_ptr<scalar_t>();
     const scalar_t* ap = attn.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dm.M * dm.L * dm.P * dm.D));
+    // Rows per task: about kMinTaskWork multiply-adds, so that small inputs (decoder queries) run
+    // inline instead of paying the thread wake-up.
+    const int64_t grain = std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, dm.M * dm.L * dm.P * dm.D * 4));
     at::parallel_for(0, dm.N * dm.Lq, grain, [&](int64_t begin, int64_t end) {
       if (dm.D == 32) {
         forward_rows<scalar_t, 32>(vp, shapes.data(), starts.data(), lp, ap, op, dm, zeros.data(), begin, end);
@@ -265,7 +270,9 @@ std::vector<at::Tensor> ms_deform_attn_cpu_backward(const at::Tensor& value_in, 
     scalar_t* glp = grad_loc.data_ptr<scalar_t>();
     scalar_t* gap = grad_attn.data_ptr<scalar_t>();
     scalar_t* bufp = chunks > 1 ? buffers.data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, slices * chunks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t work = dm.Lq * dm.M * dm.L * dm.P * dm.D * 12;  // rough multiply-adds of the backward
+    const int64_t grain = work < kMinTaskWork ? std::max<int64_t>(1, slices * chunks) : 1;
+    at::parallel_for(0, slices * chunks, grain, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t nm = task / chunks, chunk = task % chunks;
         const int64_t n = nm / dm.M, m = nm % dm.M;
