@@ -28,6 +28,9 @@ at::Tensor triplet_nms_cpu(const at::Tensor& sub_boxes, const at::Tensor& obj_bo
                            const at::Tensor& groups, double thresh, double alpha, double beta);
 
 #ifdef WITH_CUDA
+// CUDART_VERSION of the toolkit that compiled the kernels (cuda/cuda_version.cu).
+int64_t cuda_runtime_version();
+
 at::Tensor ms_deform_attn_cuda_forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
                                        const at::Tensor& level_start_index, const at::Tensor& sampling_loc,
                                        const at::Tensor& attn_weight, int64_t im2col_step);

@@ -5,10 +5,12 @@ namespace rlipv2 {
 
 namespace {
 
+#ifndef WITH_CUDA
 [[noreturn]] void no_cuda(const char* op) {
   TORCH_CHECK(false, op, ": got CUDA tensors but rlipv2._C was built without CUDA kernels "
               "(rebuild with FORCE_CUDA=1 or `make build-cuda`)");
 }
+#endif
 
 at::Tensor ms_deform_attn_forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
                                   const at::Tensor& level_start_index, const at::Tensor& sampling_loc,

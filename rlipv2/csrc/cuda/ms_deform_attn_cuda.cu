@@ -6,7 +6,7 @@
 // writer per element, no atomics) and scatters grad_value with atomicAdd. float16 / bfloat16 inputs are
 // computed in float32 and the results cast back. This file is compiled only when WITH_CUDA is defined.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -166,7 +166,7 @@ at::Tensor ms_deform_attn_cuda_forward(const at::Tensor& value_in, const at::Ten
   at::Tensor out = at::zeros({N, Lq, M * D}, value.options());
   const int64_t rows = N * Lq * M;
   if (rows > 0 && D > 0) {
-    const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cuda_forward", [&] {
       forward_kernel<scalar_t><<<num_blocks(rows), kThreads, 0, stream>>>(
           value.data_ptr<scalar_t>(), shapes.data_ptr<int64_t>(), starts.data_ptr<int64_t>(),
@@ -200,7 +200,7 @@ std::vector<at::Tensor> ms_deform_attn_cuda_backward(const at::Tensor& value_in,
   at::Tensor grad_attn = at::zeros_like(attn);
   const int64_t rows = N * Lq * M;
   if (rows > 0 && D > 0) {
-    const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cuda_backward", [&] {
       backward_kernel<scalar_t><<<num_blocks(rows), kThreads, 0, stream>>>(
           value.data_ptr<scalar_t>(), shapes.data_ptr<int64_t>(), starts.data_ptr<int64_t>(),

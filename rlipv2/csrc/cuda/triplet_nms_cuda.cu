@@ -3,7 +3,7 @@
 // predictions j of its group that it would suppress (pair overlap > thresh, or NaN); the greedy scan
 // over those masks runs on the host, as in torchvision's NMS. Compiled only when WITH_CUDA is defined.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -85,7 +85,7 @@ at::Tensor triplet_nms_cuda(const at::Tensor& sub_boxes, const at::Tensor& obj_b
   TORCH_CHECK(col_blocks <= 65535, "triplet_nms_cuda: at most ", 65535 * kBits, " predictions, got ", n);
   at::Tensor mask = at::zeros({n * col_blocks}, scores.options().dtype(at::kLong));
   const dim3 blocks(col_blocks, col_blocks);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   suppression_mask_kernel<<<blocks, kBits, 0, stream>>>(
       n, sub.data_ptr<double>(), obj.data_ptr<double>(), g.data_ptr<int64_t>(), thresh, alpha, beta,
       reinterpret_cast<unsigned long long*>(mask.data_ptr<int64_t>()), col_blocks);
