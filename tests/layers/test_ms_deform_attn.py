@@ -109,6 +109,32 @@ def test_cpu_backward_matches_pytorch(case, dtype, tol):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol * scale, msg=lambda s, name=name: f"grad {name}: {s}")
 
 
+def _check_exact_pixel_boundaries(backend, device="cpu"):
+    # Locations exactly on the edges of the zero-padding region, on pixel centres and on pixel borders,
+    # where the bilinear corners and one-sided gradients must follow grid_sample exactly.
+    H, W = 4, 8
+    value = torch.randn(1, H * W, 1, 3, dtype=torch.float64)
+    shapes, starts = torch.tensor([[H, W]]), torch.tensor([0])
+    xs = torch.tensor([-0.5 / W, -1.0 / W, 0.0, 0.5 / W, 1.0 / W, 0.5, 1 - 0.5 / W, 1.0, 1 + 0.5 / W, 1 + 1.0 / W],
+                      dtype=torch.float64)
+    ys = torch.tensor([-0.5 / H, 0.0, 0.5 / H, 0.5, 1.0, 1 + 0.5 / H], dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="ij"), -1).reshape(1, -1, 1, 1, 1, 2)
+    attn = torch.rand(1, grid.shape[1], 1, 1, 1, dtype=torch.float64)
+    grad = torch.randn(1, grid.shape[1], 3, dtype=torch.float64)
+    value, shapes, starts, grid, attn, grad = (t.to(device) for t in (value, shapes, starts, grid, attn, grad))
+    ref, g_ref = run("pytorch", value, shapes, starts, grid, attn, grad_out=grad)
+    got, g_got = run(backend, value, shapes, starts, grid, attn, grad_out=grad)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_got, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert (g_ref[1] != 0).any() and (ref == 0).any()
+
+
+@needs_cpu_kernel
+def test_cpu_exact_pixel_boundaries_match_pytorch():
+    _check_exact_pixel_boundaries("cpu")
+
+
 @needs_cpu_kernel
 @pytest.mark.parametrize("d", [1, 5, 17])
 def test_cpu_gradcheck(d):
@@ -311,6 +337,12 @@ def test_cuda_matches_pytorch_float64(case):
     torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
     for a, b in zip(g_got, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.gpu
+def test_cuda_exact_pixel_boundaries_match_pytorch():
+    _need_cuda_kernel()
+    _check_exact_pixel_boundaries("cuda", device="cuda")
 
 
 @pytest.mark.gpu
