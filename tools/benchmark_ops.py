@@ -2,8 +2,8 @@
 """Benchmark the compiled ops of rlipv2._C against their pure-PyTorch paths.
 
 Multi-scale deformable attention at RLIPv2 shapes (N=1, M=8 heads, D=32, L=4 levels of an 800x1066
-image at strides 8/16/32/64, P=4 points): the encoder (Lq = S = 17821 queries) and the decoder
-(Lq = 200). For each case, forward and forward+backward are timed with the runs of the two backends
+image at strides 8/16/32/64, P=4 points): the encoder (Lq = S = 17821 queries, each sampling around its
+own pixel) and the decoder (Lq = 200 queries anywhere in the image); offsets of about 2 pixels. For each case, forward and forward+backward are timed with the runs of the two backends
 interleaved (alternating which goes first); the median time of each and the median of the per-run
 ratios are printed, with the largest difference between the backends' results.
 
@@ -46,9 +46,20 @@ def make_inputs(lq, dtype, device, n=1, m=8, d=32, p=4, seed=0):
     S = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
     lq = S if lq is None else lq
     value = torch.randn(n, S, m, d, generator=gen)
-    # Reference points spread over the image, offsets of a few pixels, some points outside.
-    ref = torch.rand(n, lq, 1, 1, 1, 2, generator=gen)
-    loc = ref + torch.randn(n, lq, m, L, p, 2, generator=gen) * 0.02
+    if lq == S:
+        # Encoder: each query is a pixel of some level and samples around its own centre (as the
+        # Deformable-DETR encoder does), so consecutive queries read neighbouring memory.
+        centres = []
+        for h, w in shapes:
+            ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
+            centres.append(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1))
+        ref = torch.cat(centres).view(1, S, 1, 1, 1, 2).expand(n, -1, -1, -1, -1, -1)
+    else:
+        # Decoder: object queries with reference points anywhere in the image.
+        ref = torch.rand(n, lq, 1, 1, 1, 2, generator=gen)
+    # Offsets of about 2 pixels of each level (some points fall outside the map).
+    wh = spatial_shapes.flip(-1).to(torch.float32).view(1, 1, 1, L, 1, 2)
+    loc = ref + torch.randn(n, lq, m, L, p, 2, generator=gen) * 2.0 / wh
     attn = torch.rand(n, lq, m, L, p, generator=gen)
     attn = attn / attn.sum((-1, -2), keepdim=True)
     to = dict(device=device)
