@@ -2,10 +2,11 @@
 """Benchmark the compiled ops of rlipv2._C against their pure-PyTorch paths.
 
 Multi-scale deformable attention at RLIPv2 shapes (N=1, M=8 heads, D=32, L=4 levels of an 800x1066
-image at strides 8/16/32/64, P=4 points): the encoder (Lq = S = 17821 queries, each sampling around its
-own pixel) and the decoder (Lq = 200 queries anywhere in the image); offsets of about 2 pixels. For each case, forward and forward+backward are timed with the runs of the two backends
-interleaved (alternating which goes first); the median time of each and the median of the per-run
-ratios are printed, with the largest difference between the backends' results.
+image at strides 8/16/32/64, P=4 points, offsets of about 2 pixels): the encoder (Lq = S = 17821
+queries, each sampling around its own pixel) and the decoder (Lq = 200 queries anywhere in the image).
+For each case, forward and forward+backward are timed with the runs of the two backends interleaved
+(alternating which goes first); the median time of each and the median of the per-run ratios are
+printed, with the largest difference between the backends' results.
 
     python tools/benchmark_ops.py                    # pytorch vs cpu, float32
     python tools/benchmark_ops.py --repeats 3        # fewer repeats
