@@ -31,8 +31,10 @@ struct Corners {
 // Sets up the corners of location (x, y) on an H x W map; false when no corner is inside.
 template <typename T>
 inline bool setup_corners(T x, T y, int64_t H, int64_t W, Corners<T>& c) {
-  const T w_im = x * static_cast<T>(W) - T(0.5);
-  const T h_im = y * static_cast<T>(H) - T(0.5);
+  // x * W - 0.5, rounded as the CPU grid_sample rounds it (grid = 2x - 1, then (grid + 1) * W/2 - 0.5),
+  // so that floor() agrees with the reference even for points within rounding of a pixel border.
+  const T w_im = ((x * T(2) - T(1)) + T(1)) * (static_cast<T>(W) * T(0.5)) - T(0.5);
+  const T h_im = ((y * T(2) - T(1)) + T(1)) * (static_cast<T>(H) * T(0.5)) - T(0.5);
   if (!(h_im >= T(-1) && w_im >= T(-1) && h_im < static_cast<T>(H) && w_im < static_cast<T>(W))) {
     return false;  // also false for NaN
   }
