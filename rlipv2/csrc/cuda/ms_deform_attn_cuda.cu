@@ -30,8 +30,10 @@ struct Corners {
 
 template <typename T>
 __device__ __forceinline__ bool setup_corners(T x, T y, int64_t H, int64_t W, Corners<T>& c) {
-  const T w_im = x * static_cast<T>(W) - T(0.5);
-  const T h_im = y * static_cast<T>(H) - T(0.5);
+  // x * W - 0.5, written as the CUDA grid_sample computes it (grid = 2x - 1, then ((grid + 1) * W - 1) / 2),
+  // so that floor() agrees with the reference for points within rounding of a pixel border.
+  const T w_im = (((x * T(2) - T(1)) + T(1)) * static_cast<T>(W) - T(1)) / T(2);
+  const T h_im = (((y * T(2) - T(1)) + T(1)) * static_cast<T>(H) - T(1)) / T(2);
   if (!(h_im >= T(-1) && w_im >= T(-1) && h_im < static_cast<T>(H) && w_im < static_cast<T>(W))) return false;
   const int64_t h0 = static_cast<int64_t>(floor(h_im));
   const int64_t w0 = static_cast<int64_t>(floor(w_im));
