@@ -38,9 +38,9 @@ def level_shapes(image_hw=IMAGE_HW, strides=STRIDES):
     return [(math.ceil(image_hw[0] / s), math.ceil(image_hw[1] / s)) for s in strides]
 
 
-def make_inputs(lq, dtype, device, n=1, m=8, d=32, p=4, seed=0):
+def make_inputs(lq, dtype, device, n=1, m=8, d=32, p=4, seed=0, image_hw=IMAGE_HW):
     gen = torch.Generator().manual_seed(seed)
-    shapes = level_shapes()
+    shapes = level_shapes(image_hw)
     L = len(shapes)
     spatial_shapes = torch.tensor(shapes, dtype=torch.int64)
     starts = torch.cat([spatial_shapes.new_zeros(1), (spatial_shapes[:, 0] * spatial_shapes[:, 1]).cumsum(0)[:-1]])
@@ -81,12 +81,12 @@ def time_once(fn, device):
     return time.perf_counter() - t0
 
 
-def bench_case(name, lq, dtype, device, kernel, repeats, warmup=1):
-    inputs = make_inputs(lq, dtype, device)
+def bench_case(name, lq, dtype, device, kernel, repeats, warmup=1, image_hw=IMAGE_HW):
+    inputs = make_inputs(lq, dtype, device, image_hw=image_hw)
     value, shapes, starts, loc, attn = inputs
     S = value.shape[1]
-    print(f"\n== {name}: N=1 M=8 D=32 L=4 P=4 S={S} Lq={loc.shape[1]} dtype={str(dtype).replace('torch.', '')} "
-          f"device={device.type} ==")
+    print(f"\n== {name}: image {image_hw[0]}x{image_hw[1]}, N=1 M=8 D=32 L=4 P=4 S={S} Lq={loc.shape[1]} "
+          f"dtype={str(dtype).replace('torch.', '')} device={device.type} ==")
 
     def forward(backend):
         with torch.no_grad():
@@ -138,11 +138,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and case (default 7)")
     parser.add_argument("--quick", action="store_true", help="3 repeats")
     parser.add_argument("--cases", nargs="+", default=["encoder", "decoder"], choices=("encoder", "decoder"))
+    parser.add_argument("--image", default=f"{IMAGE_HW[0]}x{IMAGE_HW[1]}",
+                        help="input image HxW whose feature levels are used (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else args.repeats
+    try:
+        image_hw = tuple(int(v) for v in args.image.lower().split("x"))
+        assert len(image_hw) == 2 and min(image_hw) > 0
+    except (ValueError, AssertionError):
+        parser.error(f"--image must look like 800x1066, got {args.image!r}")
     device = torch.device(args.device)
     kernel = resolve_backend("auto", device)
     if kernel == "pytorch":
@@ -154,7 +161,7 @@ def main(argv=None):
         dtype = getattr(torch, dtype_name)
         for case in args.cases:
             lq = None if case == "encoder" else 200
-            res = bench_case(case, lq, dtype, device, kernel, repeats)
+            res = bench_case(case, lq, dtype, device, kernel, repeats, image_hw=image_hw)
             summary.append((case, dtype_name, res["forward"], res["fwd+bwd"]))
     print(f"\nSummary (median pytorch / {kernel} time ratio):")
     for case, dtype_name, f, fb in summary:
