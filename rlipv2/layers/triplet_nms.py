@@ -72,6 +72,7 @@ def triplet_nms_pytorch(sub_boxes, obj_boxes, scores, groups, thresh=0.7, alpha=
     keep = torch.zeros(n, dtype=torch.bool, device=device)
     if n == 0:
         return keep
+    sub_boxes, obj_boxes, scores, groups = (t.detach() for t in (sub_boxes, obj_boxes, scores, groups))
     with torch.no_grad():
         if device.type == "cpu":
             xp = np
