@@ -60,7 +60,9 @@ inline bool setup_corners(T x, T y, int64_t H, int64_t W, Corners<T>& c) {
   return true;
 }
 
-// Below this many multiply-adds, work is not split across threads.
+// Below this many multiply-adds, work is not split across threads: a few milliseconds of work gain
+// little from a second thread, and lose a lot when the cores are shared with other processes (waking
+// and joining OpenMP threads then costs more than the work).
 constexpr int64_t kMinTaskWork = int64_t(1) << 23;
 
 struct Dims {
@@ -68,32 +70,52 @@ struct Dims {
 };
 
 // Forward over the (n, q) rows [begin, end). KD > 0 fixes D at compile time (fully unrolled loops).
+// The points of a row are handled in batches: first their corners are computed and the value rows they
+// read are prefetched, then the weighted rows are summed, so that the scattered reads overlap.
 template <typename T, int KD>
 void forward_rows(const T* value, const int64_t* shapes, const int64_t* starts, const T* loc, const T* attn,
                   T* out, const Dims& dm, const T* zeros, int64_t begin, int64_t end) {
+  constexpr int kBatch = 16;
   const int64_t D = KD > 0 ? KD : dm.D;
-  const int64_t M = dm.M, L = dm.L, P = dm.P, S = dm.S;
+  const int64_t M = dm.M, P = dm.P, S = dm.S, LP = dm.L * dm.P;
   const int64_t pos_stride = M * D;
+  const T* rows[kBatch][4];
+  T coef[kBatch][4];
   for (int64_t nq = begin; nq < end; ++nq) {
     const int64_t n = nq / dm.Lq;
     for (int64_t m = 0; m < M; ++m) {
       const int64_t row = nq * M + m;
       T* __restrict__ o = out + row * D;
-      const T* lp = loc + row * L * P * 2;
-      const T* ap = attn + row * L * P;
-      for (int64_t l = 0; l < L; ++l) {
-        const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
-        const T* vbase = value + ((n * S + starts[l]) * M + m) * D;
-        for (int64_t p = 0; p < P; ++p) {
-          const int64_t lpi = l * P + p;
+      const T* lp = loc + row * LP * 2;
+      const T* ap = attn + row * LP;
+      for (int64_t b0 = 0; b0 < LP; b0 += kBatch) {
+        const int64_t b1 = std::min(LP, b0 + kBatch);
+        int count = 0;
+        for (int64_t lpi = b0; lpi < b1; ++lpi) {
+          const int64_t l = lpi / P;
+          const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
           Corners<T> c;
           if (!setup_corners(lp[2 * lpi], lp[2 * lpi + 1], H, W, c)) continue;
+          const T* vbase = value + ((n * S + starts[l]) * M + m) * D;
           const T a = ap[lpi];
-          const T* __restrict__ v0 = c.valid[0] ? vbase + c.pos[0] * pos_stride : zeros;
-          const T* __restrict__ v1 = c.valid[1] ? vbase + c.pos[1] * pos_stride : zeros;
-          const T* __restrict__ v2 = c.valid[2] ? vbase + c.pos[2] * pos_stride : zeros;
-          const T* __restrict__ v3 = c.valid[3] ? vbase + c.pos[3] * pos_stride : zeros;
-          const T c0 = a * c.weight[0], c1 = a * c.weight[1], c2 = a * c.weight[2], c3 = a * c.weight[3];
+          for (int k = 0; k < 4; ++k) {
+            if (c.valid[k]) {
+              rows[count][k] = vbase + c.pos[k] * pos_stride;
+              __builtin_prefetch(rows[count][k]);
+              __builtin_prefetch(rows[count][k] + D - 1);
+            } else {
+              rows[count][k] = zeros;
+            }
+            coef[count][k] = a * c.weight[k];
+          }
+          ++count;
+        }
+        for (int i = 0; i < count; ++i) {
+          const T* __restrict__ v0 = rows[i][0];
+          const T* __restrict__ v1 = rows[i][1];
+          const T* __restrict__ v2 = rows[i][2];
+          const T* __restrict__ v3 = rows[i][3];
+          const T c0 = coef[i][0], c1 = coef[i][1], c2 = coef[i][2], c3 = coef[i][3];
 #pragma GCC ivdep
           for (int64_t d = 0; d < D; ++d) {
             o[d] += c0 * v0[d] + c1 * v1[d] + c2 * v2[d] + c3 * v3[d];
@@ -219,7 +241,8 @@ at::Tensor ms_deform_attn_cpu_forward(const at::Tensor& value_in, const at::Tens
     scalar_t* op = out.data_ptr<scalar_t>();
     // Rows per task: about kMinTaskWork multiply-adds, so that small inputs (decoder queries) run
     // inline instead of paying the thread wake-up.
-    const int64_t grain = std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, dm.M * dm.L * dm.P * dm.D * 4));
+    const int64_t grain =
+        std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, dm.M * dm.L * dm.P * dm.D * 4));
     at::parallel_for(0, dm.N * dm.Lq, grain, [&](int64_t begin, int64_t end) {
       if (dm.D == 32) {
         forward_rows<scalar_t, 32>(vp, shapes.data(), starts.data(), lp, ap, op, dm, zeros.data(), begin, end);
