@@ -38,8 +38,11 @@ inline bool setup_corners(T x, T y, int64_t H, int64_t W, Corners<T>& c) {
   if (!(h_im >= T(-1) && w_im >= T(-1) && h_im < static_cast<T>(H) && w_im < static_cast<T>(W))) {
     return false;  // also false for NaN
   }
-  const int64_t h0 = static_cast<int64_t>(std::floor(h_im));
-  const int64_t w0 = static_cast<int64_t>(std::floor(w_im));
+  // floor() of values in [-1, H) / [-1, W): truncation, corrected for negatives (no libm call without SSE4.1).
+  int64_t h0 = static_cast<int64_t>(h_im);
+  int64_t w0 = static_cast<int64_t>(w_im);
+  h0 -= static_cast<T>(h0) > h_im;
+  w0 -= static_cast<T>(w0) > w_im;
   const T lh = h_im - static_cast<T>(h0), lw = w_im - static_cast<T>(w0);
   const T hh = T(1) - lh, hw = T(1) - lw;
   const bool top = h0 >= 0, bottom = h0 + 1 < H, left = w0 >= 0, right = w0 + 1 < W;
