@@ -395,4 +395,6 @@ def __getattr__(name):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from rlipv2.utils.cli import run_cli
+
+    sys.exit(run_cli(main, "python -m rlipv2.evaluation.oi"))

@@ -52,6 +52,27 @@ def ms_deform_attn_pytorch(
 _warned_fallback = False
 
 
+def _check_shapes(value, spatial_shapes, sampling_locations, attention_weights) -> None:
+    """Raise ValueError naming the argument whose shape does not fit (N, S, M, D) / (L, 2) / (N, Lq, M, L, P, 2)."""
+    if value.dim() != 4:
+        raise ValueError(f"ms_deform_attn: value must have shape (N, S, M, D), got {tuple(value.shape)}")
+    N, S, M, _ = value.shape
+    if spatial_shapes.dim() != 2 or spatial_shapes.shape[1] != 2 or spatial_shapes.shape[0] < 1:
+        raise ValueError(f"ms_deform_attn: spatial_shapes must have shape (L, 2), got {tuple(spatial_shapes.shape)}")
+    L = spatial_shapes.shape[0]
+    loc = sampling_locations
+    if loc.dim() != 6 or loc.shape[0] != N or loc.shape[2] != M or loc.shape[3] != L or loc.shape[5] != 2:
+        raise ValueError(f"ms_deform_attn: sampling_locations must have shape (N, Lq, M, L, P, 2) = "
+                         f"({N}, Lq, {M}, {L}, P, 2), got {tuple(loc.shape)}")
+    want = (N, loc.shape[1], M, L, loc.shape[4])
+    if tuple(attention_weights.shape) != want:
+        raise ValueError(f"ms_deform_attn: attention_weights must have shape (N, Lq, M, L, P) = {want}, "
+                         f"got {tuple(attention_weights.shape)}")
+    total = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
+    if total != S:
+        raise ValueError(f"ms_deform_attn: value has S = {S} positions but spatial_shapes sums to {total}")
+
+
 def ms_deform_attn(
     value: torch.Tensor,
     spatial_shapes: torch.Tensor,
@@ -70,6 +91,7 @@ def ms_deform_attn(
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend in ("cpu", "cuda"):
         raise RuntimeError(f"the {backend} kernel of ms_deform_attn is not built into rlipv2._C")
+    _check_shapes(value, spatial_shapes, sampling_locations, attention_weights)
     if backend == "auto" and not _warned_fallback:
         _warned_fallback = True
     return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
