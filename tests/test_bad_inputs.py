@@ -368,7 +368,7 @@ def test_triplet_nms_wrong_shapes():
 
 
 # -------------------------------------------------------------------------------------------- images
-def test_predictor_and_demo_cli_on_a_corrupt_jpeg(tmp_path):
+def test_predictor_on_a_corrupt_jpeg(tmp_path):
     from rlipv2.engine.predictor import RelationPredictor
 
     bad = tmp_path / "broken.jpg"
@@ -376,6 +376,12 @@ def test_predictor_and_demo_cli_on_a_corrupt_jpeg(tmp_path):
     pred = RelationPredictor(ToyRelationModel(), min_size=32, max_size=64, device="cpu")
     with pytest.raises(ValueError, match="cannot read image .*broken.jpg"):
         pred(str(bad), objects="person, horse, dog", relations="ride, feed")
+
+
+@pytest.mark.slow  # a subprocess that imports the whole stack (~10 s)
+def test_demo_cli_on_a_corrupt_jpeg(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     cfg = write_toy_config(tmp_path)
     p = _run([REPO / "tools" / "demo.py", "--config-file", cfg, "--input", bad, "--objects", "person, horse, dog",
               "--relations", "ride, feed", "--output", tmp_path / "out", "--device", "cpu"], tmp_path)
@@ -396,12 +402,17 @@ def _toy_ckpt(path, **model_kw):
     return path
 
 
-def test_wrong_architecture_checkpoint_predictor_and_eval_only(tmp_path):
+def test_wrong_architecture_checkpoint_predictor(tmp_path):
     from rlipv2.engine.predictor import RelationPredictor
 
     wrong = _toy_ckpt(tmp_path / "wide.pth", dim=16)
     with pytest.raises(CheckpointMismatchError, match=r"wide.pth.*(shape|tgt_embed)"):
         RelationPredictor(ToyRelationModel(), str(wrong), device="cpu")
+
+
+@pytest.mark.slow  # a train_net subprocess (~10 s)
+def test_wrong_architecture_checkpoint_train_net_eval_only(tmp_path):
+    wrong = _toy_ckpt(tmp_path / "wide.pth", dim=16)
     cfg = write_toy_config(tmp_path)
     p = _run([REPO / "tools" / "lazyconfig_train_net.py", "--config-file", cfg, "--eval-only",
               f"train.init_checkpoint={wrong}", f"train.output_dir={tmp_path / 'ev'}"], tmp_path)
@@ -436,6 +447,7 @@ def test_crafted_pickle_refused_by_the_converter(tmp_path, evil):
     assert "Traceback" not in p.stderr and not (tmp_path / "out.pth").exists()
 
 
+@pytest.mark.slow  # a train_net subprocess (~10 s)
 def test_crafted_pickle_refused_by_train_net_init_checkpoint(tmp_path, evil):
     cfg = write_toy_config(tmp_path)
     p = _run([REPO / "tools" / "lazyconfig_train_net.py", "--config-file", cfg, f"train.init_checkpoint={evil}",
