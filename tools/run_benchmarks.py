@@ -35,7 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 # A line of a benchmark's output that states a ratio (these lead the report).
-RATIO_RE = re.compile(r"ratio|speed-?up|identical|\d\.?\d*x\b|faster|slower", re.IGNORECASE)
+RATIO_RE = re.compile(r"ratio|speed-?up|identical|\d\.?\d*x\b|\(x\d|faster|slower", re.IGNORECASE)
 
 
 def _toy_train_config(workdir: str) -> str:
@@ -72,7 +72,7 @@ def benchmarks(quick: bool, workdir: str) -> list[dict]:
              timeout=1800),
         dict(name="training step", what="RLIPv2Trainer vs Detectron2 SimpleTrainer step time (toy relation model); "
                                         "atomic vs plain checkpoint write",
-             script="benchmark_train.py", args=None, timeout=600,
+             script="benchmark_train.py", args=None, timeout=600,  # toy config: <tmp>/toy_config.py
              pythonpath=os.path.join(REPO, "tests", "engine")),
         dict(name="pseudo-labelling", what="caption parsing batched vs one by one; per-stage images/s",
              script="benchmark_pseudo_label.py",
@@ -110,7 +110,9 @@ def machine_rows() -> list[tuple[str, str]]:
         pass
     p = subprocess.run([sys.executable, "-m", "rlipv2.collect_env"], cwd=REPO, capture_output=True, text=True,
                        env=_env(None), timeout=300)
+    home = os.path.expanduser("~")
     for line in p.stdout.splitlines():
+        line = line.replace(home, "~") if home not in ("", "/") else line  # no machine paths in the report
         parts = re.split(r"\s{2,}", line.strip(), maxsplit=1)
         if len(parts) == 2 and "@" not in parts[1]:  # no install paths in the committed report
             rows.append((parts[0], parts[1]))
@@ -126,11 +128,18 @@ def _env(pythonpath: str | None) -> dict:
     return env
 
 
-def run_one(b: dict) -> dict:
+def _shown(arg: str, workdir: str) -> str:
+    if arg.startswith(workdir):
+        return "<tmp>" + arg[len(workdir):]
+    if os.path.isabs(arg) and arg.startswith(REPO):
+        return os.path.relpath(arg, REPO)
+    return arg
+
+
+def run_one(b: dict, workdir: str) -> dict:
     script = os.path.join(REPO, "tools", b["script"])
     cmd = [sys.executable, script, *b["args"]]
-    shown = "python " + " ".join(shlex.quote(os.path.relpath(a, REPO) if os.path.isabs(a) and a.startswith(REPO)
-                                             else a) for a in cmd[1:])
+    shown = "python " + " ".join(shlex.quote(_shown(a, workdir)) for a in cmd[1:])
     res = dict(name=b["name"], what=b["what"], command=shown, status="ok", seconds=0.0, output="", ratios=[])
     if not os.path.exists(script):
         res.update(status="missing", output=f"tools/{b['script']} is not in this checkout")
@@ -212,7 +221,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         machine = machine_rows()
         todo = [b for b in benchmarks(args.quick, workdir) if args.only is None or b["name"] in args.only]
-        results = [run_one(b) for b in todo]
+        results = [run_one(b, workdir) for b in todo]
     text = render(results, machine, args.quick, gpu_section(args.gpu_results), time.perf_counter() - t0)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     atomic_write_text(args.output, text)

@@ -327,4 +327,5 @@ def __getattr__(name):
 if __name__ == "__main__":
     from rlipv2.utils.cli import run_cli
 
-    sys.exit(run_cli(main, "python -m rlipv2.evaluation.hico"))
+    if run_cli(main, "python -m rlipv2.evaluation.hico"):  # exit only on error (runpy callers go on)
+        sys.exit(2)
