@@ -7,8 +7,37 @@ The CUDA kernels are added when CUDA is available at build time or ``FORCE_CUDA=
 """
 import glob
 import os
+import shutil
+import subprocess
 
 from setuptools import find_packages, setup
+
+
+def _cuda_home_from_nvcc():
+    """The toolkit directory of the `nvcc` on PATH, as nvcc itself reports it (its TOP directory).
+
+    torch guesses CUDA_HOME as the parent of nvcc's directory, which is wrong when `nvcc` is a wrapper
+    script or a symlink outside the toolkit (e.g. /usr/local/bin/nvcc), and then cudart fails to link.
+    """
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    try:
+        out = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("#$ TOP="):
+            top = os.path.realpath(line[len("#$ TOP="):].strip())
+            return top if os.path.isfile(os.path.join(top, "bin", "nvcc")) else None
+    return None
+
+
+if "CUDA_HOME" not in os.environ and "CUDA_PATH" not in os.environ:
+    _home = _cuda_home_from_nvcc()
+    if _home is not None:
+        os.environ["CUDA_HOME"] = _home  # read by torch.utils.cpp_extension at import
 
 try:
     import torch
@@ -43,7 +72,7 @@ def get_extensions():
             "-D__CUDA_NO_HALF_OPERATORS__",
             "-D__CUDA_NO_HALF_CONVERSIONS__",
             "-D__CUDA_NO_HALF2_OPERATORS__",
-        ]
+        ] + os.environ.get("NVCC_FLAGS", "").split()
     else:
         ext_cls = CppExtension
     sources = [os.path.relpath(s, HERE) for s in sources]

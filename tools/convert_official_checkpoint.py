@@ -16,12 +16,13 @@ import os
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's rlipv2
+
 
 def load_official(path: str) -> dict:
-    import torch
+    from rlipv2.engine.checkpoint import safe_torch_load
 
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = safe_torch_load(path)  # weights_only=True, argparse.Namespace allowed; refuses code with a clear error
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     return ckpt
@@ -36,7 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--variant", default="parseda", choices=["parseda", "parsed", "tagger"],
-                   help="parseda: RLIPv2-ParSeDA (all released models); parsed: RLIPv2-ParSeD; tagger: R-Tagger")
+                   help="parseda: RLIPv2-ParSeDA (all released models); parsed: RLIPv2-ParSeD; "
+                        "tagger: R-Tagger (RTagger, configs/common/models/rtagger_r50.py)")
     p.add_argument("--num-queries", type=int, default=None,
                    help="keep this many entity queries (e.g. 128 to fine-tune from a 200-query model)")
     p.add_argument("--truncation", default="paired", choices=["paired", "official"],
@@ -70,5 +72,15 @@ def main(argv=None) -> int:
     return 1 if unmapped else 0
 
 
+def _cli() -> int:
+    from rlipv2.engine.checkpoint import UnsafeCheckpointError
+
+    try:
+        return main()
+    except (UnsafeCheckpointError, ValueError, OSError, RuntimeError) as e:  # bad input: a clear one-line error
+        print(f"convert_official_checkpoint: error: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli())

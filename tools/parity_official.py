@@ -2,7 +2,12 @@
 """Compare this implementation with the official RLIPv2-ParSeDA code, on CPU, with random weights.
 
     python tools/parity_official.py --official /path/to/RLIPv2 [--backbone r50|swin_t] [--gate VXAc]
-        [--num-queries 8] [--size 160x224] [--mask-quirk]
+        [--num-queries 8] [--size 160x224] [--train-mode] [--variant parseda|parsed|tagger] [--full-slots]
+
+``--variant tagger`` compares the R-Tagger (official ``RLIP_ParSeD`` with ``--verb_tagger``, given pairs as
+``targets``) with ``RTagger.forward_tagger``; ``--train-mode`` then runs without box/label noise, and
+``--full-slots`` fills every pair slot with a repeated subject so that the official duplicate-entity
+attention mask is active (ours: ``official_attn_mask=True``).
 
 The official repository (github.com/JacobYuan7/RLIPv2, a checkout given by ``--official``) is imported,
 not copied. To run it here without its CUDA op and its pinned packages, this script:
@@ -94,8 +99,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", required=True, help="checkout of github.com/JacobYuan7/RLIPv2")
     p.add_argument("--backbone", choices=["r50", "swin_t"], default="r50")
-    p.add_argument("--variant", choices=["parseda", "parsed"], default="parseda",
-                   help="parseda: RLIP_ParSeDA (DAB decoders); parsed: RLIP_ParSeD (plain Deformable-DETR decoders)")
+    p.add_argument("--variant", choices=["parseda", "parsed", "tagger"], default="parseda",
+                   help="parseda: RLIP_ParSeDA (DAB decoders); parsed: RLIP_ParSeD (plain Deformable-DETR decoders); "
+                        "tagger: the R-Tagger (RLIP_ParSeD --verb_tagger, queries from given pairs; use --gate GLIP; "
+                        "--train-mode runs without box/label noise)")
     p.add_argument("--gate", default="VXAc")
     p.add_argument("--num-queries", type=int, default=8)
     p.add_argument("--size", default="160x224", help="padded batch size HxW; image 2 is padded")
@@ -104,6 +111,9 @@ def main() -> int:
     p.add_argument("--train-mode", action="store_true",
                    help="compare the training-mode forward (dropout set to 0; the official code encodes the labels "
                         "itself and applies its sum<=0 text mask, reproduced with text_mask_quirk=True)")
+    p.add_argument("--full-slots", action="store_true",
+                   help="tagger: fill every pair slot, with repeated subjects, so that the official training-mode "
+                        "duplicate-entity attention mask is active (compared with official_attn_mask=True)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, os.path.abspath(args.official))
@@ -138,15 +148,16 @@ def main() -> int:
     fh.RLIPv2_VLFuse.init_configs = init_configs
 
     nq = args.num_queries
+    tagger = args.variant == "tagger"
     off_args = argparse.Namespace(
         fusion_type="GLIP_attn", fusion_interval=2, fusion_last_vis=True, lang_aux_loss=True,
-        gating_mechanism=args.gate, verb_query_tgt_type="vanilla_MBF", stable_softmax_2d=False,
+        gating_mechanism=args.gate, verb_query_tgt_type="vanilla" if tagger else "vanilla_MBF", stable_softmax_2d=False,
         clamp_min_for_underflow=False, clamp_max_for_overflow=False, separate_bidirectional=False,
         do_lang_proj_outside_checkpoint=False, use_checkpoint_fusion=False, num_feature_levels=4,
         text_encoder_type=text_dir, hidden_dim=256, position_embedding="sine", lr_backbone=1e-5, masks=False,
         backbone="resnet50" if args.backbone == "r50" else "swin_tiny", dilation=False, load_backbone="none",
-        num_queries=nq, drop_path_rate=0.2, use_checkpoint=False, pretrained_swin="", verb_tagger=False,
-        label_noise_scale=0.2, box_noise_scale=0.4)
+        num_queries=nq, drop_path_rate=0.2, use_checkpoint=False, pretrained_swin="", verb_tagger=tagger,
+        label_noise_scale=0.0 if tagger else 0.2, box_noise_scale=0.0 if tagger else 0.4)
     if args.backbone == "r50":
         from models.DDETR_backbone import build_backbone
     else:
@@ -213,14 +224,35 @@ def main() -> int:
             text = (torch.zeros(len(texts), 2, dtype=torch.bool), pooled.unsqueeze(1).repeat(1, 2, 1),
                     torch.tensor([[len(OBJECTS) + 1, len(RELATIONS)]]))
         samples = NestedTensor(images, mask)
-        cache = official(samples, encode_and_save=True, text=text)
-        ref = official(samples, encode_and_save=False, memory_cache=cache, text=text)
+        extra = {}
+        if tagger:  # given pairs: 3 in image 1, 2 in image 2 (of nq/2 slots); normalised cxcywh boxes
+            pairs = []
+            counts = (nq // 2, nq // 2) if args.full_slots else (min(3, nq // 2), min(2, nq // 2))
+            for p in counts:
+                cxcy, wh = 0.3 + 0.4 * torch.rand(2, p, 2, generator=g), 0.1 + 0.3 * torch.rand(2, p, 2, generator=g)
+                pair = {"sub_boxes": torch.cat([cxcy[0], wh[0]], -1), "obj_boxes": torch.cat([cxcy[1], wh[1]], -1),
+                        "sub_labels": torch.randint(0, len(OBJECTS), (p,), generator=g),
+                        "obj_labels": torch.randint(0, len(OBJECTS), (p,), generator=g)}
+                if args.full_slots:  # the same subject (label and box) in every pair: duplicates to mask
+                    pair["sub_boxes"][:] = pair["sub_boxes"][0]
+                    pair["sub_labels"][:] = pair["sub_labels"][0]
+                pairs.append(pair)
+            extra["targets"] = pairs
+        cache = official(samples, encode_and_save=True, text=text, **extra)
+        ref = official(samples, encode_and_save=False, memory_cache=cache, text=text, **extra)
 
     name = "rlipv2_parseda_r50.py" if args.backbone == "r50" else "rlipv2_parseda_swin_t.py"
     cfg = LazyConfig.load(os.path.join(REPO, "configs", "common", "models", name))
     if args.variant == "parsed":
         cfg.model.decoder = LazyConfig.load(os.path.join(REPO, "configs", "common", "models",
                                                          "rlipv2_parsed_r50.py")).model.decoder
+    if tagger:
+        tagger_model = LazyConfig.load(os.path.join(REPO, "configs", "common", "models", "rtagger_r50.py")).model
+        tagger_model.backbone, tagger_model.neck = cfg.model.backbone, cfg.model.neck
+        tagger_model.position_embedding = cfg.model.position_embedding
+        tagger_model.queries.box_noise = tagger_model.queries.label_noise = 0.0
+        tagger_model.queries.official_attn_mask = args.full_slots
+        cfg.model = tagger_model
     cfg.model.text_encoder.name_or_path = text_dir
     cfg.model.decoder.num_queries = nq
     cfg.model.encoder.gating_mechanism = args.gate
@@ -233,7 +265,10 @@ def main() -> int:
         ours.train()
         _zero_dropout(ours)
     with torch.no_grad():
-        out = ours.forward_raw(images, mask, texts, len(OBJECTS))
+        if tagger:
+            out = ours.forward_tagger(images, mask, texts, len(OBJECTS), pairs)
+        else:
+            out = ours.forward_raw(images, mask, texts, len(OBJECTS))
         if args.train_mode:
             masked = int((ours.text_encoder(texts).sum(-1) <= 0).sum())
             print(f"training-mode text mask: {masked} of {len(texts)} labels masked")

@@ -10,7 +10,8 @@ Example (COCO captions file, tagger checkpoint, 8 GPUs)::
 
     python tools/pseudo_label.py --detection-json datasets/coco/annotations/instances_train2017.json \\
         --image-root datasets/coco/train2017 --captions blip_captions_train2017.json \\
-        --paraphrases coco --tagger RTagger --tagger-config configs/...yaml --tagger-weights rtagger.pth \\
+        --paraphrases coco --tagger LazyConfigTagger --tagger-config configs/common/models/rtagger_r50.py \\
+        --tagger-weights rtagger.pth \\
         --dataset-name coco2017 --data-split train2017 --output-dir output/pseudo_coco_train --num-gpus 8
 """
 from __future__ import annotations

@@ -325,4 +325,7 @@ def __getattr__(name):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from rlipv2.utils.cli import run_cli
+
+    if run_cli(main, "python -m rlipv2.evaluation.hico"):  # exit only on error (runpy callers go on)
+        sys.exit(2)

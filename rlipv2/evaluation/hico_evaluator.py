@@ -88,7 +88,8 @@ class HICOEvaluator(DatasetEvaluator):
             rs = pairs["relation_scores"]
             rs = rs.detach().cpu().numpy() if hasattr(rs, "detach") else np.asarray(rs)
             name = inp.get("file_name", str(inp.get("image_id")))
-            where = f"model output for {name}"
+            shown = f"image {inp.get('image_id')}" + (f" ({inp['file_name']})" if inp.get("file_name") else "")
+            where = f"model output for {shown}"
             q = rs.shape[0] if rs.ndim == 2 else -1
             if rs.ndim != 2 or rs.shape[1] != self.num_verbs:
                 raise ValueError(f"{where}: relation_scores must be (Q, {self.num_verbs}), got {rs.shape}")

@@ -226,7 +226,11 @@ class NpzReader:
         try:
             self._infos = self._central_directory()
         except ValueError:  # unusual zip layout: let zipfile parse it
-            self._zip = zipfile.ZipFile(self.path)
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except zipfile.BadZipFile as e:
+                self._file.close()
+                raise ValueError(f"{self.path}: not a readable .npz file (truncated or corrupt?): {e}") from None
             self._infos = {i.filename[:-4]: (i.header_offset, i.compress_type, i.file_size, i)
                            for i in self._zip.infolist() if i.filename.endswith(".npy")}
         self._headers: dict = {}

@@ -78,13 +78,14 @@ class _SGGEvaluatorBase(DatasetEvaluator):
             obj = np.asarray(pairs["object"].cpu(), np.int64)
             rs = pairs["relation_scores"].detach().cpu().numpy()
             name = inp.get("file_name", str(inp.get("image_id")))
+            shown = f"image {inp.get('image_id')}" + (f" ({inp['file_name']})" if inp.get("file_name") else "")
             if rs.ndim != 2 or (self.predicate_names and rs.shape[1] != len(self.predicate_names)):
-                raise ValueError(f"model output for {name}: relation_scores must be (Q, {len(self.predicate_names)}),"
+                raise ValueError(f"model output for {shown}: relation_scores must be (Q, {len(self.predicate_names)}),"
                                  f" got {rs.shape}")
             if not np.isfinite(rs).all():
-                raise ValueError(f"model output for {name}: relation_scores contain NaN or inf")
+                raise ValueError(f"model output for {shown}: relation_scores contain NaN or inf")
             if len(sub) != rs.shape[0] or len(obj) != rs.shape[0]:
-                raise ValueError(f"model output for {name}: pairs subject/object must have {rs.shape[0]} entries")
+                raise ValueError(f"model output for {shown}: pairs subject/object must have {rs.shape[0]} entries")
             flat = rs.reshape(1, -1)
             top = topk_stable(flat, self.keep)[0] if flat.size else np.zeros(0, np.int64)
             q = self._queries(rs, top)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import pickle
 import sys
 import time
 from collections import OrderedDict
@@ -217,8 +216,10 @@ def load_detections(path, gt: VCOCOGroundTruth, allow_pickle: bool = False) -> V
         if not allow_pickle:
             raise ValueError(f"{path}: refusing to load a pickle (it can run code); pass --allow-pickle if you "
                              "trust the file")
-        with open(path, "rb") as f:
-            return detections_from_dicts(pickle.load(f), gt, path)
+        from rlipv2.engine.checkpoint import safe_pickle_load
+
+        with open(path, "rb") as f:  # restricted unpickler: numpy arrays and containers only, never code
+            return detections_from_dicts(safe_pickle_load(f, name=path), gt, path)
     raise ValueError(f"{path}: detections must be .json, .pkl or .npz")
 
 
@@ -446,4 +447,7 @@ def __getattr__(name):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from rlipv2.utils.cli import run_cli
+
+    if run_cli(main, "python -m rlipv2.evaluation.vcoco"):  # exit only on error (runpy callers go on)
+        sys.exit(2)

@@ -11,12 +11,16 @@ Conventions (Deformable-DETR):
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
-__all__ = ["ms_deform_attn", "ms_deform_attn_pytorch", "MSDeformAttn"]
+from rlipv2.utils.extension import load_extension
+
+__all__ = ["ms_deform_attn", "ms_deform_attn_pytorch", "MSDeformAttn", "resolve_backend"]
 
 _BACKENDS = ("auto", "pytorch", "cpu", "cuda")
 
@@ -49,7 +53,155 @@ def ms_deform_attn_pytorch(
     return out.view(N, M * D, Lq).transpose(1, 2).contiguous()
 
 
-_warned_fallback = False
+def _shape(t: torch.Tensor) -> tuple:
+    return tuple(t.shape)
+
+
+def _check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step):
+    """Validate the inputs of :func:`ms_deform_attn`; raise ValueError naming the argument and the shape."""
+    args = {"value": value, "spatial_shapes": spatial_shapes, "level_start_index": level_start_index,
+            "sampling_locations": sampling_locations, "attention_weights": attention_weights}
+    for name, t in args.items():
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"ms_deform_attn: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if value.dim() != 4:
+        raise ValueError(f"ms_deform_attn: value must have shape (N, S, M, D), got {_shape(value)}")
+    N, S, M, D = value.shape
+    if spatial_shapes.dim() != 2 or spatial_shapes.shape[1] != 2 or spatial_shapes.shape[0] < 1:
+        raise ValueError(f"ms_deform_attn: spatial_shapes must have shape (L, 2) with (H, W) rows and L >= 1, "
+                         f"got {_shape(spatial_shapes)}")
+    L = spatial_shapes.shape[0]
+    if spatial_shapes.is_floating_point() or spatial_shapes.is_complex():
+        raise ValueError(f"ms_deform_attn: spatial_shapes must be an int64 tensor of shape (L, 2), "
+                         f"got dtype {spatial_shapes.dtype}")
+    if level_start_index.shape != (L,) or level_start_index.is_floating_point():
+        raise ValueError(f"ms_deform_attn: level_start_index must be an int64 tensor of shape (L,) = ({L},), "
+                         f"got {_shape(level_start_index)} {level_start_index.dtype}")
+    if sampling_locations.dim() != 6 or sampling_locations.shape[0] != N or sampling_locations.shape[2] != M \
+            or sampling_locations.shape[3] != L or sampling_locations.shape[5] != 2:
+        raise ValueError(f"ms_deform_attn: sampling_locations must have shape (N, Lq, M, L, P, 2) = "
+                         f"({N}, Lq, {M}, {L}, P, 2), got {_shape(sampling_locations)}")
+    Lq, P = sampling_locations.shape[1], sampling_locations.shape[4]
+    if _shape(attention_weights) != (N, Lq, M, L, P):
+        raise ValueError(f"ms_deform_attn: attention_weights must have shape (N, Lq, M, L, P) = "
+                         f"({N}, {Lq}, {M}, {L}, {P}), got {_shape(attention_weights)}")
+    for name in ("value", "sampling_locations", "attention_weights"):
+        if not args[name].is_floating_point():
+            raise ValueError(f"ms_deform_attn: {name} must be a floating-point tensor, got {args[name].dtype}")
+    if not (value.dtype == sampling_locations.dtype == attention_weights.dtype):
+        raise ValueError(f"ms_deform_attn: value, sampling_locations and attention_weights must have one dtype, "
+                         f"got {value.dtype}, {sampling_locations.dtype}, {attention_weights.dtype}")
+    devices = {name: t.device for name, t in args.items()}
+    if len(set(devices.values())) != 1:
+        raise ValueError("ms_deform_attn: all inputs must be on one device, got "
+                         + ", ".join(f"{k}={v}" for k, v in devices.items()))
+    if not isinstance(im2col_step, int) or isinstance(im2col_step, bool) or im2col_step < 1:
+        raise ValueError(f"ms_deform_attn: im2col_step must be a positive int, got {im2col_step!r}")
+    # One device-to-host copy for both index tensors.
+    rows = torch.cat([spatial_shapes.reshape(-1), level_start_index.reshape(-1)]).tolist()
+    hw = list(zip(rows[0:2 * L:2], rows[1:2 * L:2]))
+    starts = rows[2 * L:]
+    if any(h < 1 or w < 1 for h, w in hw):
+        raise ValueError(f"ms_deform_attn: spatial_shapes must hold positive (H, W) per level, got {hw}")
+    expected_starts = [0]
+    for h, w in hw[:-1]:
+        expected_starts.append(expected_starts[-1] + h * w)
+    if starts != expected_starts:
+        raise ValueError(f"ms_deform_attn: level_start_index must be the start of each level in S, i.e. the "
+                         f"cumulative sums of H*W from spatial_shapes {hw}: expected {expected_starts}, got {starts}")
+    total = sum(h * w for h, w in hw)
+    if S != total:
+        raise ValueError(f"ms_deform_attn: value must have shape (N, S, M, D) with S = sum of H*W over "
+                         f"spatial_shapes = {total}, got S = {S} (value shape {_shape(value)})")
+
+
+def _kernel(name: str):
+    ext = load_extension()
+    fn = getattr(ext, name, None) if ext is not None else None
+    if fn is None:
+        raise RuntimeError(f"ms_deform_attn: rlipv2._C has no {name}; build the extension "
+                           "(`pip install -e . --no-build-isolation`, or `make build-cuda` for CUDA)")
+    return fn
+
+
+def _function_forward(ctx, kind, value, spatial_shapes, level_start_index, sampling_locations, attention_weights,
+                      im2col_step):
+    ctx.im2col_step = im2col_step
+    ctx.kind = kind
+    ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+    return _kernel(f"ms_deform_attn_{kind}_forward")(value, spatial_shapes, level_start_index, sampling_locations,
+                                                    attention_weights, im2col_step)
+
+
+def _function_backward(ctx, grad_output):
+    value, spatial_shapes, level_start_index, sampling_locations, attention_weights = ctx.saved_tensors
+    grad_value, grad_loc, grad_attn = _kernel(f"ms_deform_attn_{ctx.kind}_backward")(
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights, grad_output.contiguous(),
+        ctx.im2col_step)
+    return grad_value, None, None, grad_loc, grad_attn, None
+
+
+class _MSDeformAttnCPUFunction(torch.autograd.Function):
+    """Autograd wrapper of the C++ CPU kernels of ``rlipv2._C``."""
+
+    @staticmethod
+    def forward(ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step):
+        return _function_forward(ctx, "cpu", value, spatial_shapes, level_start_index, sampling_locations,
+                                 attention_weights, im2col_step)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        return _function_backward(ctx, grad_output)
+
+
+class _MSDeformAttnCUDAFunction(torch.autograd.Function):
+    """Autograd wrapper of the CUDA kernels of ``rlipv2._C`` (fp16/bf16 computed in float32)."""
+
+    @staticmethod
+    def forward(ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step):
+        return _function_forward(ctx, "cuda", value, spatial_shapes, level_start_index, sampling_locations,
+                                 attention_weights, im2col_step)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        return _function_backward(ctx, grad_output)
+
+
+_FUNCTIONS = {"cpu": _MSDeformAttnCPUFunction, "cuda": _MSDeformAttnCUDAFunction}
+_warned_fallback: set = set()
+
+
+def _has_kernel(device_type: str) -> bool:
+    ext = load_extension()
+    if ext is None:
+        return False
+    if device_type == "cuda":
+        return bool(ext.with_cuda()) and hasattr(ext, "ms_deform_attn_cuda_forward")
+    return device_type == "cpu" and hasattr(ext, "ms_deform_attn_cpu_forward")
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The backend ``ms_deform_attn`` uses for tensors on ``device`` ("pytorch", "cpu" or "cuda")."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"ms_deform_attn: backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        if _has_kernel(device.type):
+            return device.type
+        if device.type not in _warned_fallback:
+            _warned_fallback.add(device.type)
+            warnings.warn(f"ms_deform_attn: no compiled kernel for {device.type} tensors in rlipv2._C; using the "
+                          "pure-PyTorch path (slower). See docs/ops.md to build the extension.",
+                          RuntimeWarning, stacklevel=3)
+        return "pytorch"
+    if backend in ("cpu", "cuda"):
+        if device.type != backend:
+            raise ValueError(f"ms_deform_attn: backend={backend!r} needs {backend} tensors, got tensors on {device}")
+        if not _has_kernel(backend):
+            raise RuntimeError(f"ms_deform_attn: backend={backend!r} is not built into rlipv2._C "
+                               "(see docs/ops.md for the build commands)")
+    return backend
 
 
 def ms_deform_attn(
@@ -61,18 +213,21 @@ def ms_deform_attn(
     im2col_step: int = 64,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Multi-scale deformable attention; see the module docstring for shapes.
+    """Multi-scale deformable attention; see the module docstring for shapes. Returns (N, Lq, M * D).
 
-    ``backend`` is "auto" (compiled kernel when available, else PyTorch), "pytorch", "cpu" or "cuda".
+    ``backend``: "pytorch" (``grid_sample``, always available), "cpu" / "cuda" (the C++ / CUDA kernels
+    of ``rlipv2._C``), or "auto": the kernel for the tensors' device when it is built, else "pytorch"
+    with a one-time warning. ``im2col_step`` is accepted for compatibility with Deformable-DETR; the
+    kernels process the whole batch at once. Bad input raises ValueError naming the argument.
     """
-    global _warned_fallback
     if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    if backend in ("cpu", "cuda"):
-        raise RuntimeError(f"the {backend} kernel of ms_deform_attn is not built into rlipv2._C")
-    if backend == "auto" and not _warned_fallback:
-        _warned_fallback = True
-    return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
+        raise ValueError(f"ms_deform_attn: backend must be one of {_BACKENDS}, got {backend!r}")
+    _check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step)
+    backend = resolve_backend(backend, value.device)
+    if backend == "pytorch":
+        return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
+    return _FUNCTIONS[backend].apply(value, spatial_shapes, level_start_index, sampling_locations,
+                                     attention_weights, im2col_step)
 
 
 class MSDeformAttn(nn.Module):
@@ -146,6 +301,9 @@ class MSDeformAttn(nn.Module):
         else:
             raise ValueError(
                 f"reference_points must end in 2 or 4 coordinates, got shape {tuple(reference_points.shape)}")
+        # Under autocast, value may be reduced precision while the softmax and locations are float32.
+        dtype = torch.promote_types(torch.promote_types(value.dtype, locations.dtype), weights.dtype)
+        value, locations, weights = value.to(dtype), locations.to(dtype), weights.to(dtype)
         output = ms_deform_attn(value, input_spatial_shapes, input_level_start_index, locations, weights,
                                 self.im2col_step, backend=self.backend)
         return self.output_proj(output)

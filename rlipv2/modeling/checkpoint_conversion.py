@@ -20,6 +20,14 @@ Official layout (design notes section 8.3) -> this implementation:
     {sub,obj}_bbox_embed.{0..5}.*              decoder.{sub,obj}_bbox_embed.*
     transformer.{ho,verb}_decoder.{sub,obj}_bbox_embed.*   dropped: aliases of the top-level heads
     projection_text.*, bias_obj_a, bias_pred_a head.*
+
+R-Tagger (``--variant tagger``; RLIP_ParSeD + RLIP_ParSeDTransformer_v2 with ``--verb_tagger``), besides the
+ParSeD names above (``transformer.ho_encoder.*`` -> ``encoder.*``, ``transformer.{ho,verb}_decoder.layers.*``
+-> ``decoder.{entity,relation}_layers.*``, ``transformer.reference_points_{sub,obj}`` -> ``decoder.*``):
+
+    transformer.coord_proj.*                   queries.coord_proj.*
+    transformer.verb_tgt.weight                queries.verb_tgt.weight
+    query_embed.weight                         dropped: built by the official model, never read by the tagger
 """
 from __future__ import annotations
 
@@ -65,8 +73,12 @@ _PARSED_RULES = [
     (r"^(sub_bbox_embed|obj_bbox_embed)\.", r"decoder.\1."),
     (r"^(projection_text\.|bias_obj_a$|bias_pred_a$)", r"head.\1"),
 ]
-# R-Tagger: the ParSeD parts; its own query modules (coord_proj, verb_tgt, ...) are listed as unmapped.
-_TAGGER_RULES = [r for r in _PARSED_RULES if r[0] != r"^query_embed\."]
+# R-Tagger (``RLIP_ParSeD`` with ``--verb_tagger``): the ParSeD parts plus the pair-query modules. Its
+# ``query_embed`` [2Q, 3C] is built but never read (the queries come from the pairs): dropped.
+_TAGGER_RULES = [r for r in _PARSED_RULES if r[0] != r"^query_embed\."] + [
+    (r"^transformer\.(coord_proj|verb_tgt)\.", r"queries.\1."),
+]
+_TAGGER_UNUSED = re.compile(r"^query_embed\.weight$")
 
 _ALIAS = re.compile(r"^transformer\.(ho|verb)_decoder\.(sub|obj)_bbox_embed\.(\d+)\.(.*)$")
 
@@ -104,6 +116,9 @@ def convert_official_state_dict(state_dict: dict, variant: str = "parseda"):
             num_dec = max(num_dec or 0, int(m.group(1)) + 1)
     for k, v in state_dict.items():
         if k.endswith("embeddings.position_ids") or k.endswith("num_batches_tracked"):
+            dropped.append(k)
+            continue
+        if variant == "tagger" and _TAGGER_UNUSED.match(k):
             dropped.append(k)
             continue
         alias = _ALIAS.match(k)

@@ -11,7 +11,9 @@ Interfaces:
   returns one score matrix (pairs x relation texts, in [0, 1]) per group. Anything that implements it
   can be registered in ``RELATION_TAGGER_REGISTRY`` and selected with ``tools/pseudo_label.py --tagger``.
 - :class:`ModuleRelationTagger`: adapter from an ``nn.Module`` with the batched forward contract below to
-  ``RelationTagger`` (resizing, batching, sigmoid, no_grad). The R-Tagger model implements that contract.
+  ``RelationTagger`` (resizing, batching, sigmoid, no_grad). The R-Tagger model
+  (:class:`rlipv2.modeling.RTagger`, ``configs/common/models/rtagger_r50.py``) implements that contract in
+  eval mode; ``LazyConfigTagger`` builds it from its config and checkpoint.
 - :class:`RandomRelationTagger`: a tiny deterministic, untrained module for tests and demos.
 
 Module forward contract (``ModuleRelationTagger``): ``module(batched_inputs) -> list[Tensor]`` with one dict
@@ -210,22 +212,24 @@ class LazyConfigTagger(ModuleRelationTagger):
 
     Args:
         config_file: LazyConfig file whose ``model`` node builds the tagger.
-        weights: checkpoint loaded with Detectron2's ``DetectionCheckpointer`` (None: keep the initial weights).
+        weights: checkpoint loaded safely with :class:`rlipv2.engine.RLIPv2Checkpointer` (``weights_only``
+            loading; a pickle that would run code is refused). None: keep the initial weights.
         overrides: ``["key=value", ...]`` applied to the config before instantiation.
     """
 
     def __init__(self, config_file: str, weights: str | None = None, device: str = "cpu",
                  overrides: Sequence[str] = (), min_size: int = 800, max_size: int = 1333,
                  forward_method: str = "forward"):
-        from detectron2.checkpoint import DetectionCheckpointer
         from detectron2.config import LazyConfig, instantiate
+
+        from rlipv2.engine.checkpoint import RLIPv2Checkpointer
 
         cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), list(overrides))
         if "model" not in cfg:
             raise ValueError(f"{config_file}: the tagger config has no 'model' node")
         model = instantiate(cfg.model)
         if weights:
-            DetectionCheckpointer(model).load(weights)
+            RLIPv2Checkpointer(model).load(weights)
         super().__init__(model, device=device, min_size=min_size, max_size=max_size, forward_method=forward_method)
 
 

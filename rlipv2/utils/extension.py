@@ -23,6 +23,8 @@ def load_extension():
     if os.environ.get(_DISABLE_ENV, "0") == "1":
         return None
     try:
+        import torch  # noqa: F401  (loads libc10/libtorch, which _C links against)
+
         from rlipv2 import _C  # noqa: F401  (compiled by `pip install -e . --no-build-isolation`)
     except (ImportError, OSError) as e:
         import warnings

@@ -124,6 +124,17 @@ def test_float32_inputs_and_large_group_count(backend):
     np.testing.assert_array_equal(_run(backend, sub, obj, scores, groups, dtype=torch.float32), expected)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inputs_requiring_grad_and_non_contiguous(backend):
+    sub, obj, scores, groups = _random_case(40, 3, 13)
+    expected = reference_keep(sub, obj, scores, groups)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)
+    sub_t = t(np.concatenate([sub, sub], 1))[:, 4:].requires_grad_()  # (N, 4) view with row stride 8
+    scores_t = t(np.stack([scores, scores], 1))[:, 1].requires_grad_()
+    got = triplet_nms(sub_t, t(obj), scores_t, torch.as_tensor(groups, dtype=torch.int32), backend=backend)
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
 def test_pytorch_per_group_path_for_large_inputs(monkeypatch):
     import importlib
 

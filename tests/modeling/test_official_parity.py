@@ -18,7 +18,9 @@ OFFICIAL = os.environ.get("RLIPV2_OFFICIAL_REPO")
 @pytest.mark.slow
 @pytest.mark.skipif(not OFFICIAL, reason="set RLIPV2_OFFICIAL_REPO to a checkout of the official RLIPv2 code")
 @pytest.mark.parametrize("extra", [[], ["--train-mode"], ["--variant", "parsed"],
-                                   ["--backbone", "swin_t", "--gate", "GLIP", "--size", "131x197"]])
+                                   ["--backbone", "swin_t", "--gate", "GLIP", "--size", "131x197"],
+                                   ["--variant", "tagger", "--gate", "GLIP"],
+                                   ["--variant", "tagger", "--gate", "GLIP", "--train-mode", "--full-slots"]])
 def test_outputs_match_official_code(extra):
     env = {**os.environ, "PYTHONPATH": REPO}
     r = subprocess.run([sys.executable, os.path.join(REPO, "tools", "parity_official.py"), "--official", OFFICIAL,

@@ -281,7 +281,7 @@ def check_box(
     file, image, field = where
     try:
         x1, y1, x2, y2 = (float(v) for v in box)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         sink.add(Problem("malformed_box", file, image, field, f"expected 4 numbers [x1, y1, x2, y2], got {box!r}"))
         return None
     if not all(np.isfinite([x1, y1, x2, y2])):

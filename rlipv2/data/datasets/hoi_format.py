@@ -13,6 +13,7 @@ docs/interfaces.md, contract 1).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -155,7 +156,12 @@ def _parse_entry(
     path = os.path.join(image_root, fname)
     height = width = None
     if "height" in e and "width" in e:
-        height, width = int(e["height"]), int(e["width"])
+        height, width = e["height"], e["width"]
+        for field, v in (("height", height), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                sink.add(Problem("malformed_record", json_file, image, field, f"must be a positive number, got {v!r}"))
+                return None
+        height, width = int(height), int(width)
     elif isinstance(size, Exception):
         sink.add(_image_problem(json_file, image, path, size))
         return None
@@ -179,7 +185,7 @@ def _parse_entry(
             )
             continue
         cid = a["category_id"]
-        if cid not in object_id_map:
+        if not isinstance(cid, (int, str)) or cid not in object_id_map:
             sink.add(
                 Problem(
                     "unknown_category",
@@ -227,14 +233,17 @@ def _parse_entry(
                 )
             )
             continue
-        if p not in predicate_id_map:
+        if not isinstance(p, (int, str)) or p not in predicate_id_map:
             sink.add(
                 Problem("unknown_category", json_file, image, where + ".category_id", f"unknown predicate id {p!r}")
             )
             continue
-        rels.append(
-            {"subject": s, "object": o, "predicate": predicate_id_map[p], "confidence": float(r.get("confidence", 1.0))}
-        )
+        conf = r.get("confidence", 1.0)
+        if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not math.isfinite(conf):
+            sink.add(Problem("malformed_record", json_file, image, where + ".confidence",
+                             f"confidence must be a finite number, got {conf!r}"))
+            continue
+        rels.append({"subject": s, "object": o, "predicate": predicate_id_map[p], "confidence": float(conf)})
 
     if len(sink.problems) > n_before:  # (not in "raise" mode) drop the whole record
         return None

@@ -16,6 +16,7 @@ dropped at load time, as in the official pre-training scripts.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 
@@ -91,6 +92,10 @@ PATH_RESOLVERS: dict[str, Callable[[dict, str], str]] = {
 }
 
 
+def _positive_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
 def _sorted_vocab(freq: dict[str, int]) -> tuple[list[str], list[int]]:
     # dicts keep insertion (= first appearance) order; sort is stable
     items = sorted(freq.items(), key=lambda kv: -kv[1])
@@ -148,12 +153,21 @@ def load_vg_json(
             sink.add(Problem("malformed_record", json_file, idx, "image_id", "entry without 'image_id'"))
             continue
         image = e["image_id"]
+        if isinstance(image, bool) or not isinstance(image, (int, str)):
+            sink.add(Problem("malformed_record", json_file, idx, "image_id",
+                             f"must be an int or a string, got {image!r}"))
+            continue
         if paths[idx] is None:
             sink.add(Problem("malformed_record", json_file, image, "image_id", "cannot build the image path"))
             continue
         height = width = None
         if "height" in e and "width" in e:
-            height, width = int(e["height"]), int(e["width"])
+            height, width = e["height"], e["width"]
+            if not all(_positive_number(v) for v in (height, width)):
+                sink.add(Problem("malformed_record", json_file, image, "height/width",
+                                 f"must be positive numbers, got {height!r}/{width!r}"))
+                continue
+            height, width = int(height), int(width)
         elif isinstance(sizes.get(idx), Exception):
             err = sizes[idx]
             kind = "missing_image" if isinstance(err, FileNotFoundError) else "corrupt_image"
@@ -181,7 +195,12 @@ def load_vg_json(
             box = check_box(xyxy, width, height, (json_file, image, where + ".bbox"), sink)
             if box is None:
                 continue
-            local[o.get("object_id", k)] = len(anns)
+            oid = o.get("object_id", k)
+            if isinstance(oid, bool) or not isinstance(oid, (int, str)):
+                sink.add(Problem("malformed_record", json_file, image, where + ".object_id",
+                                 f"must be an int or a string, got {oid!r}"))
+                continue
+            local[oid] = len(anns)
             anns.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "name": nm})
         rels = []
         for k, r in enumerate(rels_in):
@@ -192,9 +211,14 @@ def load_vg_json(
                 )
                 continue
             conf = r.get("confidence")
+            if conf is not None and (isinstance(conf, bool) or not isinstance(conf, (int, float))
+                                     or not math.isfinite(conf)):
+                sink.add(Problem("malformed_record", json_file, image, where + ".confidence",
+                                 f"confidence must be a finite number, got {conf!r}"))
+                continue
             if conf is not None and float(conf) < relation_threshold:
                 continue
-            s, o = local.get(r["subject_id"]), local.get(r["object_id"])
+            s, o = (local.get(r[f]) if isinstance(r[f], (int, str)) else None for f in ("subject_id", "object_id"))
             if s is None or o is None:
                 bad = "subject_id" if s is None else "object_id"
                 sink.add(
