@@ -128,7 +128,6 @@ def test_config_loads_resolves_and_targets_are_importable(path):
     if path in EXPERIMENTS:
         assert {"model", "dataloader", "optimizer", "lr_multiplier", "train"} <= set(cfg.keys())
         assert {"train", "test", "evaluator"} <= set(cfg.dataloader.keys())
-    if path in EXPERIMENTS and f"{os.sep}demo{os.sep}" not in path:  # paper settings (the demo: test_end_to_end.py)
         assert cfg.model.text_encoder.name_or_path == "roberta-base"
         assert cfg.dataloader.evaluator.output_dir == cfg.train.output_dir
         assert not os.path.isabs(cfg.train.init_checkpoint) and cfg.train.init_checkpoint.startswith("weights/")
@@ -260,8 +259,7 @@ def test_models_instantiate(rel_path, text_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rel_path", [os.path.relpath(p, PROJECT_DIR) for p in EXPERIMENTS
-                                      if os.path.relpath(p, PROJECT_DIR) not in FAST_MODELS
-                                      and not os.path.relpath(p, PROJECT_DIR).startswith("demo")])  # e2e test
+                                      if os.path.relpath(p, PROJECT_DIR) not in FAST_MODELS])
 def test_every_model_instantiates(rel_path, text_dir):
     cfg = _load(rel_path)
     _check_model(_instantiate_model(cfg, text_dir), cfg)
