@@ -166,8 +166,19 @@ class RLIPv2(nn.Module):
         enc = self.encoder(srcs, masks, pos, lang, lang_mask)
         dec = self.decoder(enc["memory"], enc["spatial_shapes"], enc["level_start_index"], enc["valid_ratios"],
                            enc["padding_mask"])
+        return self.classify_decoder_layers(dec, enc["lang_states"], text, num_entity)
+
+    def classify_decoder_layers(self, dec: dict, states: torch.Tensor, text: torch.Tensor, num_entity: int) -> dict:
+        """Score every decoder layer l against language state l; official raw output dict.
+
+        Args:
+            dec: decoder outputs ``hs_sub``, ``hs_obj``, ``hs_rel`` (layers, N, Q, C) and ``sub_boxes``,
+                ``obj_boxes`` (layers, N, Q, 4).
+            states: fused language states (num_states, N, L, C); one state is shared by every layer.
+            text: pooled pre-fusion label embeddings (L, lang_dim).
+            num_entity: object labels + 1 ("no objects").
+        """
         num_layers = dec["hs_rel"].shape[0]
-        states = enc["lang_states"]
         if states.shape[0] == 1 and num_layers > 1:
             states = states.expand(num_layers, -1, -1, -1)
         if states.shape[0] != num_layers:

@@ -99,23 +99,7 @@ class RTagger(RLIPv2):
         dec = self.decoder(enc["memory"], enc["spatial_shapes"], enc["level_start_index"], enc["valid_ratios"],
                            enc["padding_mask"], tgt=q["tgt"], query_pos=q["query_pos"], verb_tgt=q["verb_tgt"],
                            key_padding_mask=q["key_padding_mask"], attn_mask=q["attn_mask"])
-        num_layers = dec["hs_rel"].shape[0]
-        if states.shape[0] == 1 and num_layers > 1:
-            states = states.expand(num_layers, -1, -1, -1)
-        if states.shape[0] != num_layers:
-            raise ValueError(f"{states.shape[0]} language states for {num_layers} decoder layers")
-        layers = []
-        for lvl in range(num_layers):
-            sub, obj, rel = self.head(dec["hs_sub"][lvl], dec["hs_obj"][lvl], dec["hs_rel"][lvl], states[lvl],
-                                      num_entity)
-            out = {"pred_obj_logits": obj, "pred_verb_logits": rel, "pred_sub_boxes": dec["sub_boxes"][lvl],
-                   "pred_obj_boxes": dec["obj_boxes"][lvl]}
-            if sub is not None:
-                out["pred_sub_logits"] = sub
-            layers.append(out)
-        outputs = dict(layers[-1])
-        outputs["aux_outputs"] = layers[:-1]
-        outputs["text_embeddings_prefusion"] = text[num_entity:]
+        outputs = self.classify_decoder_layers(dec, states, text, num_entity)
         outputs["key_padding_mask"] = q["key_padding_mask"]
         return outputs
 
