@@ -223,6 +223,8 @@ def main(argv=None) -> int:
         todo = [b for b in benchmarks(args.quick, workdir) if args.only is None or b["name"] in args.only]
         results = [run_one(b, workdir) for b in todo]
     text = render(results, machine, args.quick, gpu_section(args.gpu_results), time.perf_counter() - t0)
+    # The report is committed: no machine-specific absolute paths in it.
+    text = text.replace(REPO + os.sep, "").replace(REPO, ".")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     atomic_write_text(args.output, text)
     print(f"[run_benchmarks] wrote {args.output}")
