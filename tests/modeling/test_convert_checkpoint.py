@@ -16,6 +16,22 @@ from .conftest import build_tiny_model, label_texts, random_batch
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def official_backbone_key(k: str) -> str:
+    """Official name of a backbone key of this model (``backbone.res3.0.conv1.weight`` ->
+    ``backbone.0.body.layer2.0.conv1.weight``), written independently of the converter."""
+    b = k[len("backbone."):]
+    b = re.sub(r"^stem\.conv1\.norm\.", "bn1.", b)
+    b = re.sub(r"^stem\.conv1\.", "conv1.", b)
+    m = re.match(r"^res(\d)\.(\d+)\.(.*)$", b)
+    if m:
+        rest = m.group(3)
+        rest = re.sub(r"^conv(\d)\.norm\.", r"bn\1.", rest)
+        rest = re.sub(r"^shortcut\.norm\.", "downsample.1.", rest)
+        rest = re.sub(r"^shortcut\.", "downsample.0.", rest)
+        b = f"layer{int(m.group(1)) - 1}.{m.group(2)}.{rest}"
+    return "backbone.0.body." + b
+
+
 def to_official_layout(sd: dict, num_dec: int = 3) -> dict:
     """Rename this model's keys to the official RLIP_ParSeDA layout (design notes section 8.3), written
     independently of the converter, and add the official aliases and the persistent position_ids."""
@@ -23,17 +39,7 @@ def to_official_layout(sd: dict, num_dec: int = 3) -> dict:
     for k, v in sd.items():
         o = k
         if k.startswith("backbone."):
-            b = k[len("backbone."):]
-            b = re.sub(r"^stem\.conv1\.norm\.", "bn1.", b)
-            b = re.sub(r"^stem\.conv1\.", "conv1.", b)
-            m = re.match(r"^res(\d)\.(\d+)\.(.*)$", b)
-            if m:
-                rest = m.group(3)
-                rest = re.sub(r"^conv(\d)\.norm\.", r"bn\1.", rest)
-                rest = re.sub(r"^shortcut\.norm\.", "downsample.1.", rest)
-                rest = re.sub(r"^shortcut\.", "downsample.0.", rest)
-                b = f"layer{int(m.group(1)) - 1}.{m.group(2)}.{rest}"
-            o = "backbone.0.body." + b
+            o = official_backbone_key(k)
         elif k.startswith("neck.input_proj."):
             o = k[len("neck."):]
         elif k == "encoder.level_embed":

@@ -11,6 +11,7 @@ import torch
 
 from rlipv2.modeling.checkpoint_conversion import convert_official_state_dict
 
+from .test_convert_checkpoint import official_backbone_key
 from .test_rtagger import _tag_inputs, build_tiny_tagger
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -25,17 +26,7 @@ def to_official_tagger_layout(sd: dict, num_dec: int = 3, num_queries: int = 16)
     for k, v in sd.items():
         o = None
         if k.startswith("backbone."):
-            b = k[len("backbone."):]
-            b = re.sub(r"^stem\.conv1\.norm\.", "bn1.", b)
-            b = re.sub(r"^stem\.conv1\.", "conv1.", b)
-            m = re.match(r"^res(\d)\.(\d+)\.(.*)$", b)
-            if m:
-                rest = m.group(3)
-                rest = re.sub(r"^conv(\d)\.norm\.", r"bn\1.", rest)
-                rest = re.sub(r"^shortcut\.norm\.", "downsample.1.", rest)
-                rest = re.sub(r"^shortcut\.", "downsample.0.", rest)
-                b = f"layer{int(m.group(1)) - 1}.{m.group(2)}.{rest}"
-            o = "backbone.0.body." + b
+            o = official_backbone_key(k)
         elif k.startswith("neck.input_proj."):
             o = k[len("neck."):]
         elif k == "encoder.level_embed":
