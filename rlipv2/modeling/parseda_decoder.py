@@ -82,14 +82,17 @@ class DABDecoder(nn.Module):
         self.ref_point_head = MLP(2 * d_model, d_model, d_model, 2)
 
     def run_layer(self, lid, output, ref_boxes, memory, spatial_shapes, level_start_index, valid_ratios,
-                  padding_mask):
-        """One DAB layer around normalised cxcywh boxes ``ref_boxes`` (N, Q, 4). Returns (N, Q, C)."""
+                  padding_mask, attn_mask=None, key_padding_mask=None):
+        """One DAB layer around normalised cxcywh boxes ``ref_boxes`` (N, Q, 4). Returns (N, Q, C).
+
+        ``attn_mask`` (Q, Q) and ``key_padding_mask`` (N, Q) (True: not attended) restrict the
+        self-attention (used by denoising queries only)."""
         ref_input = ref_boxes[:, :, None] * torch.cat([valid_ratios, valid_ratios], -1)[:, None]
         sine = gen_sineembed_for_position(ref_input[:, :, 0, :], self.d_model // 2)
         raw_query_pos = self.ref_point_head(sine)
         query_pos = raw_query_pos if lid == 0 else self.query_scale(output) * raw_query_pos
         return self.layers[lid](output, query_pos, ref_input, memory, spatial_shapes, level_start_index,
-                                padding_mask)
+                                padding_mask, key_padding_mask=key_padding_mask, attn_mask=attn_mask)
 
 
 class ParSeDADecoder(nn.Module):
@@ -135,14 +138,20 @@ class ParSeDADecoder(nn.Module):
         nn.init.constant_(self.sub_bbox_embed[0].layers[-1].bias.data[2:], -2.0)
         nn.init.constant_(self.obj_bbox_embed[0].layers[-1].bias.data[2:], -2.0)
 
-    def forward(self, memory, spatial_shapes, level_start_index, valid_ratios, padding_mask):
+    def forward(self, memory, spatial_shapes, level_start_index, valid_ratios, padding_mask, denoising=None):
         """
         Args:
             memory (N, S, C), spatial_shapes (L, 2), level_start_index (L,), valid_ratios (N, L, 2),
             padding_mask (N, S) True on padding.
+            denoising: optional extra pair queries appended after the Q matching pairs (training
+                only; see :class:`rlipv2.modeling.pair_denoising.PairDenoising`): dict with ``sub_boxes``,
+                ``obj_boxes`` (N, D, 4) normalised cxcywh anchors, ``sub_content``, ``obj_content``,
+                ``rel_content`` (N, D, C), ``entity_attn_mask`` (2(Q+D), 2(Q+D)),
+                ``relation_attn_mask`` (Q+D, Q+D) and ``key_padding_mask`` (N, Q+D) (True: blocked).
         Returns dict:
             ``hs_sub``, ``hs_obj`` (layers, N, Q, C) entity states; ``hs_rel`` (layers, N, Q, C);
-            ``sub_boxes``, ``obj_boxes`` (layers, N, Q, 4) normalised cxcywh.
+            ``sub_boxes``, ``obj_boxes`` (layers, N, Q, 4) normalised cxcywh. With ``denoising``, Q is
+            Q + D: the denoising pairs follow the matching ones.
         """
         n = memory.shape[0]
         q = self.num_queries // 2
@@ -151,9 +160,18 @@ class ParSeDADecoder(nn.Module):
         anchors = self.refpoint_embed.weight.sigmoid()
         ref_sub = anchors[None, :q].expand(n, -1, -1)
         ref_obj = anchors[None, q:].expand(n, -1, -1)
+        ent_masks, rel_masks = {}, {}
+        if denoising is not None:
+            output = torch.cat([output[:, :q], denoising["sub_content"], output[:, q:], denoising["obj_content"]], 1)
+            ref_sub = torch.cat([ref_sub, denoising["sub_boxes"]], 1)
+            ref_obj = torch.cat([ref_obj, denoising["obj_boxes"]], 1)
+            q = ref_sub.shape[1]
+            pad = denoising["key_padding_mask"]
+            ent_masks = {"attn_mask": denoising["entity_attn_mask"], "key_padding_mask": torch.cat([pad, pad], 1)}
+            rel_masks = {"attn_mask": denoising["relation_attn_mask"], "key_padding_mask": pad}
         hs, sub_boxes, obj_boxes = [], [], []
         for lid in range(self.num_layers):
-            output = self.entity_decoder.run_layer(lid, output, torch.cat([ref_sub, ref_obj], 1), *args)
+            output = self.entity_decoder.run_layer(lid, output, torch.cat([ref_sub, ref_obj], 1), *args, **ent_masks)
             hs.append(output)
             sub_box = (self.sub_bbox_embed[lid](output[:, :q]) + inverse_sigmoid(ref_sub)).sigmoid()
             obj_box = (self.obj_bbox_embed[lid](output[:, q:]) + inverse_sigmoid(ref_obj)).sigmoid()
@@ -162,17 +180,22 @@ class ParSeDADecoder(nn.Module):
             ref_sub, ref_obj = sub_box.detach(), obj_box.detach()
 
         last = hs[-1]
+        qm = self.num_queries // 2  # matching pairs
         verb_tgt = self.verb_tgt_embed.weight
-        vanilla = (verb_tgt[:q] + verb_tgt[q:])[None]
+        tgt_a, tgt_b = verb_tgt[None, :qm], verb_tgt[None, qm:]
+        if denoising is not None:
+            rel_content = denoising["rel_content"]
+            tgt_a = torch.cat([tgt_a.expand(n, -1, -1), rel_content], 1)
+            tgt_b = torch.cat([tgt_b.expand(n, -1, -1), torch.zeros_like(rel_content)], 1)
         if self.verb_query_tgt_type == "vanilla":
-            rel = vanilla.expand(n, -1, -1)
+            rel = (tgt_a + tgt_b).expand(n, -1, -1)
         elif self.verb_query_tgt_type == "MBF":
             rel = self.relation_query_fusion(last[:, :q], last[:, q:])
         else:
-            rel = self.relation_query_fusion(last[:, :q], last[:, q:]) + verb_tgt[None, :q] + verb_tgt[None, q:]
+            rel = self.relation_query_fusion(last[:, :q], last[:, q:]) + tgt_a + tgt_b
         hs_rel = []
         for lid in range(self.num_layers):
-            rel = self.relation_decoder.run_layer(lid, rel, 0.5 * (ref_sub + ref_obj), *args)
+            rel = self.relation_decoder.run_layer(lid, rel, 0.5 * (ref_sub + ref_obj), *args, **rel_masks)
             hs_rel.append(rel)
             k = self.num_layers + lid
             ref_sub = (self.sub_bbox_embed[k](rel) + inverse_sigmoid(ref_sub)).sigmoid().detach()

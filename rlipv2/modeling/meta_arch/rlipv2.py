@@ -60,6 +60,9 @@ class RLIPv2(nn.Module):
         faithful_hoi_subject_label: official HICO/V-COCO quirk: every subject target gets label index 1
             ("bicycle"); False (default) uses the subject's own label ("person").
         input_format: "RGB" or "BGR" (channel order of ``image`` in the inputs).
+        pair_denoising: optional :class:`~rlipv2.modeling.pair_denoising.PairDenoising` (training only;
+            not in the official model, used by the from-scratch demo); its ``loss_dn_*`` losses are
+            added to the criterion's.
     """
 
     @configurable
@@ -70,7 +73,7 @@ class RLIPv2(nn.Module):
                  object_labels: Sequence[str] | None = None, relation_labels: Sequence[str] | None = None,
                  metadata_dataset: str | None = None, label_sequence_builder: Callable | None = None,
                  text_mask_quirk: bool = False, faithful_hoi_subject_label: bool = False,
-                 input_format: str = "RGB"):
+                 input_format: str = "RGB", pair_denoising: nn.Module | None = None):
         super().__init__()
         self.backbone = backbone
         self.in_features = list(in_features)
@@ -95,6 +98,7 @@ class RLIPv2(nn.Module):
         if input_format not in ("RGB", "BGR"):
             raise ValueError(f"input_format must be RGB or BGR, got {input_format!r}")
         self.input_format = input_format
+        self.pair_denoising = pair_denoising
 
     @classmethod
     def from_config(cls, cfg):
@@ -142,8 +146,11 @@ class RLIPv2(nn.Module):
 
     # ------------------------------------------------------------------ model
     def forward_raw(self, images: torch.Tensor, mask: torch.Tensor, label_texts: Sequence[str],
-                    num_object_labels: int) -> dict:
-        """Official forward pass; see the module docstring for inputs and the returned dict."""
+                    num_object_labels: int, denoising: dict | None = None) -> dict:
+        """Official forward pass; see the module docstring for inputs and the returned dict.
+
+        ``denoising``: extra training pair queries (:meth:`PairDenoising.queries`); the outputs then
+        cover Q + D pairs (split them with :meth:`PairDenoising.split_outputs`)."""
         if images.dim() != 4 or mask.shape != (images.shape[0], *images.shape[-2:]):
             raise ValueError(f"images must be (N, 3, H, W) and mask (N, H, W); got {tuple(images.shape)} "
                              f"and {tuple(mask.shape)}")
@@ -165,7 +172,7 @@ class RLIPv2(nn.Module):
         pos = [self.position_embedding(m).to(s.dtype) for m, s in zip(masks, srcs)]
         enc = self.encoder(srcs, masks, pos, lang, lang_mask)
         dec = self.decoder(enc["memory"], enc["spatial_shapes"], enc["level_start_index"], enc["valid_ratios"],
-                           enc["padding_mask"])
+                           enc["padding_mask"], **({"denoising": denoising} if denoising is not None else {}))
         return self.classify_decoder_layers(dec, enc["lang_states"], text, num_entity)
 
     def classify_decoder_layers(self, dec: dict, states: torch.Tensor, text: torch.Tensor, num_entity: int) -> dict:
@@ -285,16 +292,26 @@ class RLIPv2(nn.Module):
         if self.training:
             objs, rels = self.training_label_sequence(batched_inputs)
             texts, num_obj = self.label_texts(objs, rels)
-            outputs = self.forward_raw(images, mask, texts, num_obj)
             if self.criterion is None:
                 raise RuntimeError("RLIPv2 needs a criterion for training")
             targets = self.prepare_targets(batched_inputs, objs, rels)
+            dn = None
+            if self.pair_denoising is not None:
+                dn = self.pair_denoising.queries(targets, self.decoder.num_queries // 2, self.device)
+            outputs = self.forward_raw(images, mask, texts, num_obj, denoising=dn)
+            if dn is not None:
+                outputs, dn_outputs = self.pair_denoising.split_outputs(outputs, self.decoder.num_queries // 2)
             losses = self.criterion(outputs, targets)
             if hasattr(self.criterion, "weighted_losses"):
-                return self.criterion.weighted_losses(losses)
-            weights = getattr(self.criterion, "weight_dict", None)
-            if weights:
-                losses = {k: v * weights[k] for k, v in losses.items() if k in weights}
+                losses = self.criterion.weighted_losses(losses)
+            else:
+                weights = getattr(self.criterion, "weight_dict", None)
+                if weights:
+                    losses = {k: v * weights[k] for k, v in losses.items() if k in weights}
+            if dn is not None:
+                losses.update(self.pair_denoising.losses(
+                    dn_outputs, targets, dn["num_pairs"], getattr(self.criterion, "weight_dict", None),
+                    getattr(self.criterion, "eos_coef", 0.1)))
             return losses
         vocab = self.fixed_vocabulary()
         if vocab is None:

