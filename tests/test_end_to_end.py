@@ -100,9 +100,10 @@ def test_train_checkpoint_eval_only_and_demo_on_cpu(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the demo recipe does not reach its targets yet (seen mAP 6.9 of 50; issue 6)", strict=False)
 def test_make_demo_reaches_its_targets(tmp_path):
-    """`make demo`'s recipe (minutes): seen-combination mAP >= 50, held-out combinations above chance."""
+    """`make demo`'s recipe (about 8 minutes): seen-combination mAP >= 50, held-out combinations clearly
+    above chance (at least twice the chance mAP and 2 points above it). The time is measured by `make demo`
+    itself (metrics.json ``train_seconds``), not asserted here."""
     env = dict(_env(tmp_path), DETECTRON2_DATASETS=os.environ.get("DETECTRON2_DATASETS", str(REPO / "datasets")))
     out = tmp_path / "demo"
     p = subprocess.run([sys.executable, str(REPO / "tools" / "run_demo.py"), "--output", str(out)], cwd=REPO,
@@ -110,6 +111,6 @@ def test_make_demo_reaches_its_targets(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["seen_mAP"] >= 50.0, metrics
-    assert metrics["unseen_mAP"] >= 2 * metrics["unseen_chance_mAP"], metrics
+    assert metrics["unseen_mAP"] >= max(2 * metrics["unseen_chance_mAP"], metrics["unseen_chance_mAP"] + 2.0), metrics
     assert any(f.endswith(".jpg") for f in os.listdir(out / metrics["visualizations"]))
     assert "seen combinations" in p.stdout
