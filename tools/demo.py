@@ -37,6 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=100, help="at most this many triplets per image")
     p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
     p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
+    p.add_argument("--draw-min-size", type=int, default=480,
+                   help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
     p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
     p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -84,7 +86,8 @@ def main(argv=None) -> int:
     for path in list_images(args.input):
         result = predictor(path, objects, relations)
         image, _ = predictor.read_image(path)
-        drawing = draw_relation_triplets(image, result["triplets"], max_triplets=args.max_draw)
+        scale = max(1.0, args.draw_min_size / max(1, min(image.shape[:2])))
+        drawing = draw_relation_triplets(image, result["triplets"], max_triplets=args.max_draw, scale=scale)
         stem = os.path.splitext(os.path.basename(path))[0]
         name, k = f"{stem}.jpg", 1
         while name in used_names:  # a.png and a.jpg in the same directory

@@ -160,7 +160,8 @@ def test_demo_on_generated_image(tmp_path):
     data = json.loads((out / "triplets.json").read_text())
     assert data["objects"] == ["person", "horse", "dog"] and data["relations"] == ["ride", "feed"]
     assert [os.path.basename(r["file_name"]) for r in data["images"]] == ["a.png", "b.jpg"]
-    for r, size in zip(data["images"], [(64, 48), (40, 40)]):
+    # drawings of small images are upscaled to a 480-px shortest side (--draw-min-size) for readable labels
+    for r, size in zip(data["images"], [(640, 480), (480, 480)]):
         with Image.open(out / r["visualization"]) as im:
             assert im.size == size
         assert r["triplets"], "the toy model scores every pair above 0.05"
