@@ -59,7 +59,7 @@ def benchmarks(quick: bool, workdir: str) -> list[dict]:
         dict(name="model", what="RLIPv2-ParSeDA R50 CPU inference with vs without the text-embedding cache; "
                                 "tiny-config training step",
              script="benchmark_model.py",
-             args=["--iters", "1", "--text-size", "tiny"] if q else ["--iters", "3", "--threads", "2"], timeout=1200),
+             args=["--iters", "1", "--text-size", "tiny"] if q else ["--iters", "7", "--threads", "2"], timeout=1200),
         dict(name="data", what="RelationDatasetMapper images/s per worker vs the 25 images/s target",
              script="benchmark_data.py", args=["--images", "8", "--iters", "20"] if q else ["--images", "40",
                                                                                            "--iters", "100"],
