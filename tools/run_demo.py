@@ -55,8 +55,7 @@ def summarise(results: dict) -> dict:
     """The headline figures (percent) from the evaluation results of the demo config."""
     main = results.get("hoi", {})
     uns = results.get("unseen/hoi", {})
-    # None (JSON null) where a figure does not exist, e.g. seen combinations on held-out-only images
-    pct = lambda d, k: round(100.0 * float(d[k]), 2) if k in d and d[k] == d[k] else None  # noqa: E731
+    pct = lambda d, k: round(100.0 * float(d[k]), 2) if k in d else float("nan")  # noqa: E731
     return {
         "seen_mAP": pct(main, "mAP_seen"),
         "unseen_mAP": pct(main, "mAP_unseen"),

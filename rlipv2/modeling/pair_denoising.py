@@ -72,17 +72,15 @@ class PairDenoising(nn.Module):
             return None
         device = device or self.content.weight.device
         n, g, d = len(targets), self.num_groups, self.num_groups * p
-        sub_boxes = torch.zeros(n, d, 4, device=device)
-        obj_boxes = torch.zeros(n, d, 4, device=device)
+        placeholder = torch.tensor([0.5, 0.5, 0.1, 0.1], device=device)  # anchor of empty slots (masked anyway)
+        sub_boxes, obj_boxes = placeholder.repeat(n, d, 1), placeholder.repeat(n, d, 1)
         empty = torch.ones(n, d, dtype=torch.bool, device=device)
-        sub_boxes[..., :2], sub_boxes[..., 2:] = 0.5, 0.1  # anchors of empty slots (masked anyway)
-        obj_boxes[..., :2], obj_boxes[..., 2:] = 0.5, 0.1
         for i, t in enumerate(targets):
             k = len(t["obj_labels"])
             if k == 0:
                 continue
             sub, obj = t["sub_boxes"].to(device).float(), t["obj_boxes"].to(device).float()
-            missing = t["obj_boxes"].to(device).abs().sum(-1) == 0  # V-COCO pairs without an object
+            missing = obj.abs().sum(-1) == 0  # V-COCO pairs without an object
             for grp in range(g):
                 rows = slice(grp * p, grp * p + k)
                 sub_boxes[i, rows] = add_box_noise(sub, self.box_noise).clamp(1e-3, 1.0)
@@ -92,10 +90,7 @@ class PairDenoising(nn.Module):
         # the group of each query: -1 matching, g for denoising group g
         group = torch.cat([torch.full((num_matching,), -1, device=device),
                            torch.arange(g, device=device).repeat_interleave(p)])
-        # True = blocked: matching queries never see denoising ones; groups never see each other
-        rel_mask = (group[None, :] >= 0) & (group[:, None] != group[None, :])
-        ent_group = torch.cat([group, group])
-        ent_mask = (ent_group[None, :] >= 0) & (ent_group[:, None] != ent_group[None, :])
+        rel_mask, ent_mask = _blocked(group), _blocked(torch.cat([group, group]))
         pad = torch.cat([torch.zeros(n, num_matching, dtype=torch.bool, device=device), empty], 1)
         c = self.content.weight
         return {
@@ -134,7 +129,6 @@ class PairDenoising(nn.Module):
         from .criterion import TaggerCriterion, num_interactions_across_processes
 
         criterion = TaggerCriterion(weight_dict=weight_dict, eos_coef=eos_coef, aux_loss=False)
-
         device = dn_outputs["pred_verb_logits"].device
         num_interactions = num_interactions_across_processes(targets, device)
         layers = [dn_outputs] + list(dn_outputs.get("aux_outputs", []))
@@ -142,11 +136,16 @@ class PairDenoising(nn.Module):
         for lid, layer in enumerate(layers):
             suffix = "" if lid == 0 else f"_{lid - 1}"
             for grp in range(self.num_groups):
-                sl = {k: v[:, grp * num_pairs:(grp + 1) * num_pairs] for k, v in layer.items() if k in _OUTPUT_KEYS}
-                sl = {k: v.float() for k, v in sl.items()}
+                sl = {k: v[:, grp * num_pairs:(grp + 1) * num_pairs].float()
+                      for k, v in layer.items() if k in _OUTPUT_KEYS}
                 weighted = criterion.weighted_losses(criterion.layer_losses(sl, targets, num_interactions, log=False))
                 for k, v in weighted.items():
                     key = k.replace("loss_", "loss_dn_", 1) + suffix
                     total[key] = total.get(key, 0.0) + v * (self.loss_weight / self.num_groups)
         return total
 
+
+def _blocked(group: torch.Tensor) -> torch.Tensor:
+    """(M, M) self-attention mask, True = blocked, for queries of ``group`` (M,) (-1 matching, g >= 0 the
+    denoising group): matching queries never see denoising ones, and groups never see each other."""
+    return (group[None, :] >= 0) & (group[:, None] != group[None, :])

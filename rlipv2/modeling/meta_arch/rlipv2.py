@@ -295,12 +295,12 @@ class RLIPv2(nn.Module):
             if self.criterion is None:
                 raise RuntimeError("RLIPv2 needs a criterion for training")
             targets = self.prepare_targets(batched_inputs, objs, rels)
-            dn = None
+            dn, num_pairs = None, self.decoder.num_queries // 2
             if self.pair_denoising is not None:
-                dn = self.pair_denoising.queries(targets, self.decoder.num_queries // 2, self.device)
+                dn = self.pair_denoising.queries(targets, num_pairs, self.device)
             outputs = self.forward_raw(images, mask, texts, num_obj, denoising=dn)
             if dn is not None:
-                outputs, dn_outputs = self.pair_denoising.split_outputs(outputs, self.decoder.num_queries // 2)
+                outputs, dn_outputs = self.pair_denoising.split_outputs(outputs, num_pairs)
             losses = self.criterion(outputs, targets)
             if hasattr(self.criterion, "weighted_losses"):
                 losses = self.criterion.weighted_losses(losses)
