@@ -38,7 +38,7 @@ from rlipv2.engine import (
     fill_dataset_size,
     resolve_device,
 )
-from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json
+from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json, json_safe
 
 logger = logging.getLogger("rlipv2")
 
@@ -65,7 +65,10 @@ def _evaluate(cfg, model):
 
 
 def do_test(cfg, model, ema=None):
-    """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``)."""
+    """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``).
+
+    The results of the latest evaluation are also written to ``<train.output_dir>/eval_results.json``.
+    """
     if "evaluator" not in cfg.dataloader and not _get(cfg, "dataloader.extra_tests"):
         logger.warning("cfg.dataloader has no evaluator: nothing to evaluate")
         return {}
@@ -76,6 +79,9 @@ def do_test(cfg, model, ema=None):
         results.update({f"ema/{task}": res for task, res in ema_results.items()})
     if comm.is_main_process() and results:
         print_csv_format(results)
+        output_dir = _get(cfg, "train.output_dir")
+        if output_dir:
+            atomic_write_json(os.path.join(output_dir, "eval_results.json"), json_safe(results))
     return results
 
 
@@ -179,11 +185,7 @@ def do_eval_only(cfg):
     if ema is not None and not ema.loaded:
         logger.warning("train.ema.enabled but the checkpoint has no EMA weights: evaluating the raw weights only")
         ema = None
-    results = do_test(cfg, model, ema)
-    output_dir = _get(cfg, "train.output_dir")
-    if comm.is_main_process() and output_dir:
-        atomic_write_json(os.path.join(output_dir, "eval_results.json"), results)
-    return results
+    return do_test(cfg, model, ema)
 
 
 def main(args):
