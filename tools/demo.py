@@ -11,17 +11,15 @@ in orange, a line per relation with its label and score) and ``triplets.json``
 Every file is written atomically. The trailing ``key=value`` pairs override the config.
 """
 import argparse
-import io
 import logging
 import os
 import sys
 
 from detectron2.utils.logger import setup_logger
-from PIL import Image
 
+from rlipv2.engine.demo_outputs import detect_and_draw, drawing_name, encode_jpeg, triplets_document
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
-from rlipv2.utils.visualizer import draw_relation_triplets
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -84,25 +82,15 @@ def main(argv=None) -> int:
     results = []
     used_names: set[str] = set()
     for path in list_images(args.input):
-        result = predictor(path, objects, relations)
-        image, _ = predictor.read_image(path)
-        scale = max(1.0, args.draw_min_size / max(1, min(image.shape[:2])))
-        drawing = draw_relation_triplets(image, result["triplets"], max_triplets=args.max_draw, scale=scale)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, k = f"{stem}.jpg", 1
-        while name in used_names:  # a.png and a.jpg in the same directory
-            name, k = f"{stem}_{k}.jpg", k + 1
-        used_names.add(name)
-        buf = io.BytesIO()
-        Image.fromarray(drawing).save(buf, format="JPEG", quality=92)
-        atomic_write_bytes(os.path.join(args.output, name), buf.getvalue())
-        result["visualization"] = name
+        image, name = predictor.read_image(path)
+        result, drawing = detect_and_draw(predictor, image, name, objects, relations, max_draw=args.max_draw,
+                                          draw_min_size=args.draw_min_size)
+        result["visualization"] = drawing_name(path, used_names)  # a.png and a.jpg in one directory: a_1.jpg
+        atomic_write_bytes(os.path.join(args.output, result["visualization"]), encode_jpeg(drawing))
         results.append(result)
-        logger.info(f"{path}: {len(result['triplets'])} triplets -> {name}")
-    atomic_write_json(
-        os.path.join(args.output, "triplets.json"),
-        {"objects": objects, "relations": relations, "score_thresh": args.score_thresh, "images": results},
-    )
+        logger.info(f"{path}: {len(result['triplets'])} triplets -> {result['visualization']}")
+    atomic_write_json(os.path.join(args.output, "triplets.json"),
+                      triplets_document(objects, relations, args.score_thresh, results))
     logger.info(f"wrote {len(results)} drawings and triplets.json to {args.output}")
     return 0
 
