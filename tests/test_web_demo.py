@@ -160,6 +160,22 @@ def test_in_a_real_browser(browser_tools, model_files, image_file, tmp_path):
             assert rows.count() >= 1
             first_row = rows.first.inner_text()
             assert "person" in first_row and any(r in first_row for r in RELATIONS.split(", "))
+
+            def scores():
+                return [float(rows.nth(i).locator("[role=gridcell]").nth(4).inner_text()) for i in range(rows.count())]
+
+            def sort_by_score(order: str):  # the column menu (shown once the header is selected)
+                page.locator("#triplets th[title=score]").click()
+                page.locator("#triplets th[title=score] .cell-menu-button").click()
+                page.get_by_text(f"Sort {order}").click()
+
+            best_first = scores()
+            assert best_first == sorted(best_first, reverse=True)
+            sort_by_score("ascending")
+            ascending = scores()
+            assert ascending == sorted(ascending) and ascending[0] <= min(best_first) < max(best_first)
+            sort_by_score("descending")
+            assert scores() == sorted(scores(), reverse=True) and scores()[0] == best_first[0]
             drawing = page.locator("#drawings img").first
             drawing.wait_for(timeout=30_000)
             assert drawing.evaluate("img => img.complete && img.naturalWidth") >= 480  # drawn, upscaled
