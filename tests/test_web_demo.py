@@ -88,6 +88,18 @@ def test_api_and_page_endpoint_in_process(gradio, model_files, image_file, tmp_p
         status, gallery, table, json_file = client.predict([handle_file(image_file)], " , ", RELATIONS, 0.3, 2,
                                                            api_name="/run_page")
         assert status.startswith("**Error:** object labels: empty") and json_file is None and not table["data"]
+
+        # a failure inside the model is reported as an internal error, and the server keeps serving
+        def boom(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        handler.predictor.predict_raw = boom
+        status = client.predict([handle_file(image_file)], OBJECTS, RELATIONS, 0.3, 2, api_name="/run_page")[0]
+        assert status == "**Error:** internal error: RuntimeError: boom"
+        with pytest.raises(AppError, match="^internal error: RuntimeError: boom$"):
+            client.predict([handle_file(image_file)], OBJECTS, RELATIONS, api_name="/detect")
+        del handler.predictor.predict_raw
+        assert client.predict([handle_file(image_file)], OBJECTS, RELATIONS, 0.0, 1, api_name="/detect")["images"]
     finally:
         app.close()
 
@@ -117,8 +129,9 @@ def test_page_shows_a_model_that_could_not_be_loaded(gradio, model_files, image_
 
 def test_cli_refuses_bad_options_with_exit_status_2(capsys):
     tool = _tool("web_demo")
-    assert tool.main(["--config-file", "x.py", "--concurrency", "0"]) == 2
-    assert "--concurrency must be >= 1" in capsys.readouterr().err
+    for option, value in (("--concurrency", "0"), ("--score-thresh", "nan"), ("--top-k", "201")):
+        assert tool.main(["--config-file", "x.py", option, value]) == 2
+        assert f"error: {option} must be in [" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,13 @@ import sys
 
 from detectron2.utils.logger import setup_logger
 
-from rlipv2.engine.demo_outputs import detect_and_draw, drawing_name, encode_jpeg, triplets_document
+from rlipv2.engine.demo_outputs import (
+    add_model_and_drawing_arguments,
+    detect_and_draw,
+    drawing_name,
+    encode_jpeg,
+    triplets_document,
+)
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
 
@@ -33,14 +39,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--relations", required=True, help='comma-separated relation names, e.g. "ride, walk, feed"')
     p.add_argument("--score-thresh", type=float, default=0.3, help="minimum triplet score")
     p.add_argument("--top-k", type=int, default=100, help="at most this many triplets per image")
-    p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
-    p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
-    p.add_argument("--draw-min-size", type=int, default=480,
-                   help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
-    p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
-    p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
+    add_model_and_drawing_arguments(p)  # --nms-thresh, --max-draw, --draw-min-size, --min-size, --max-size, ...
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     return p

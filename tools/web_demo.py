@@ -38,7 +38,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rlipv2.engine.demo_outputs import TABLE_HEADERS  # noqa: E402
+from rlipv2.engine.demo_outputs import TABLE_HEADERS, add_model_and_drawing_arguments  # noqa: E402
 from rlipv2.engine.web_demo import WebDemoError, WebDemoHandler, WebDemoLimits, render_example_images  # noqa: E402
 from rlipv2.utils.file_io import atomic_write_json  # noqa: E402
 
@@ -59,19 +59,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--relations", default=DEFAULT_RELATIONS, help="relation labels filled in the page")
     p.add_argument("--score-thresh", type=float, default=0.3, help="initial score threshold of the page")
     p.add_argument("--top-k", type=int, default=20, help="initial top-k (triplets per image) of the page")
-    p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
-    p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
-    p.add_argument("--draw-min-size", type=int, default=480,
-                   help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
-    p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
-    p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
+    add_model_and_drawing_arguments(p)  # --nms-thresh, --max-draw, --draw-min-size, --min-size, --max-size, ...
     p.add_argument("--concurrency", type=int, default=1,
                    help="requests run at once on the model (1: one worker per model; more only overlaps "
                         "image decoding and drawing, the model itself runs one request at a time)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting at most; more are refused")
     p.add_argument("--max-images", type=int, default=WebDemoLimits.max_images, help="images per request")
+    p.add_argument("--max-file-size", default="50mb", help="largest upload Gradio accepts (e.g. 50mb)")
     p.add_argument("--examples", type=int, default=3, help="example images drawn from the synthetic world")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     return p
@@ -79,6 +73,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 def _escape_markdown(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_[]<>#|" else c for c in text)
+
+
+def _internal_error(e: Exception) -> str:
+    """One line for the page on an unexpected failure (a bug, or the model failing on an input)."""
+    return " ".join(f"internal error: {type(e).__name__}: {e}".split())
 
 
 class RequestFiles:
@@ -117,8 +116,7 @@ def build_app(handler: WebDemoHandler, *, files: RequestFiles, examples: list[st
             return f"**Error:** {_escape_markdown(str(e))}", None, empty_table, None
         except Exception as e:  # a bug or a model failure: say so in the page, keep serving
             logger.exception("web demo: request failed")
-            return f"**Error:** internal error: {_escape_markdown(f'{type(e).__name__}: {e}')}", None, \
-                empty_table, None
+            return f"**Error:** {_escape_markdown(_internal_error(e))}", None, empty_table, None
         json_path = files.write_json("triplets.json", result.document)
         return (_escape_markdown(result.summary), [(d, name) for d, name in result.drawings],
                 pd.DataFrame(result.table, columns=TABLE_HEADERS), json_path)
@@ -143,9 +141,10 @@ def build_app(handler: WebDemoHandler, *, files: RequestFiles, examples: list[st
             raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:
             logger.exception("web demo: API request failed")
-            raise gr.Error(f"internal error: {type(e).__name__}: {e}", print_exception=False) from None
+            raise gr.Error(_internal_error(e), print_exception=False) from None
 
-    with gr.Blocks(title="RLIPv2 relation detection") as app:
+    # delete_cache: Gradio's copies of uploads and outputs older than an hour are removed every hour
+    with gr.Blocks(title="RLIPv2 relation detection", delete_cache=(3600, 3600)) as app:
         gr.Markdown("# RLIPv2: relation detection with free-form labels\n"
                     "Upload images, name the objects and relations to look for (comma-separated), and press "
                     "**Detect**. Subjects are drawn in blue, objects in orange, relations on the line between them.")
@@ -186,10 +185,12 @@ def main(argv=None) -> int:
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="rlipv2")
-    for name, value, low in (("--concurrency", args.concurrency, 1), ("--max-queue", args.max_queue, 1),
-                             ("--max-images", args.max_images, 1), ("--examples", args.examples, 0)):
-        if value < low:
-            print(f"web_demo.py: error: {name} must be >= {low}, got {value}", file=sys.stderr)
+    bounds = (("--concurrency", args.concurrency, 1, 64), ("--max-queue", args.max_queue, 1, 10_000),
+              ("--max-images", args.max_images, 1, 100), ("--examples", args.examples, 0, 20),
+              ("--score-thresh", args.score_thresh, 0.0, 1.0), ("--top-k", args.top_k, 1, 200))
+    for name, value, low, high in bounds:
+        if not low <= value <= high:  # also refuses nan
+            print(f"web_demo.py: error: {name} must be in [{low}, {high}], got {value}", file=sys.stderr)
             return 2
     try:
         import gradio  # noqa: F401
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
     app.queue(max_size=args.max_queue, default_concurrency_limit=args.concurrency)
     logger.info(f"web demo on http://{args.host}:{args.port}/ ({handler.describe()})")
     app.launch(server_name=args.host, server_port=args.port, allowed_paths=[workdir], show_error=True,
-               footer_links=["api"])
+               footer_links=["api"], max_file_size=args.max_file_size)
     return 0
 
 

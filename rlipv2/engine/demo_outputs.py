@@ -14,6 +14,7 @@ Boxes are ``[x1, y1, x2, y2]`` in pixels of the original image.
 """
 from __future__ import annotations
 
+import argparse
 import io
 import os
 from collections.abc import Sequence
@@ -25,9 +26,24 @@ from PIL import Image
 from ..utils.visualizer import draw_relation_triplets
 from .predictor import RelationPredictor
 
-__all__ = ["TABLE_HEADERS", "detect_and_draw", "drawing_name", "encode_jpeg", "triplet_table", "triplets_document"]
+__all__ = ["TABLE_HEADERS", "add_model_and_drawing_arguments", "detect_and_draw", "drawing_name", "encode_jpeg",
+           "triplet_table", "triplets_document"]
 
 TABLE_HEADERS = ["image", "subject", "relation", "object", "score", "subject box", "object box"]
+
+
+def add_model_and_drawing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tools/demo.py`` and ``tools/web_demo.py`` on the model and on drawing: ``--nms-thresh``,
+    ``--max-draw``, ``--draw-min-size``, ``--min-size``, ``--max-size``, ``--device``, ``--truncate-queries``."""
+    p = parser
+    p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
+    p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
+    p.add_argument("--draw-min-size", type=int, default=480,
+                   help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
+    p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
+    p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
 
 
 def detect_and_draw(
