@@ -34,8 +34,9 @@ def gradio():
 
 
 @pytest.fixture(scope="module")
-def model_files(tiny_model_files):
-    return tiny_model_files
+def model_files(gradio, request):
+    """The tiny model's files, written only once Gradio is known to be there."""
+    return request.getfixturevalue("tiny_model_files")
 
 
 @pytest.fixture(scope="module")
