@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup setup-web test test-all lint demo web-demo bench build-cuda clean collect-env
+.PHONY: setup test test-all lint demo bench build-cuda clean collect-env
 
 setup: $(STAMP_EXT)
 
@@ -54,6 +54,7 @@ $(STAMP_WEB_TEST): $(STAMP_WEB) requirements/web-test.txt
 	$(PIP) install -q -r requirements/torch.txt -r requirements/web-test.txt
 	@touch $@
 
+.PHONY: setup-web web-demo
 setup-web: $(STAMP_WEB_TEST)
 
 test: setup
@@ -71,6 +72,9 @@ collect-env: setup
 demo: setup
 	$(PY) tools/run_demo.py --output output/demo
 
+bench: setup
+	$(PY) tools/run_benchmarks.py
+
 # The web demo on `make demo`'s model (trained first if missing), on http://127.0.0.1:$(WEB_DEMO_PORT)/
 web-demo: $(STAMP_WEB)
 	@if [ ! -f $(WEB_DEMO_WEIGHTS) ]; then \
@@ -78,9 +82,6 @@ web-demo: $(STAMP_WEB)
 	    $(MAKE) demo; fi
 	$(PY) tools/web_demo.py --config-file $(WEB_DEMO_CONFIG) --weights $(WEB_DEMO_WEIGHTS) \
 	    --min-size 128 --max-size 256 --score-thresh 0.2 --port $(WEB_DEMO_PORT)
-
-bench: setup
-	$(PY) tools/run_benchmarks.py
 
 # The CUDA build of rlipv2._C (minutes on 2 cores; not part of `make test`). CUDA_HOME defaults to the
 # toolkit of the `nvcc` on PATH as nvcc reports it (setup.py); set TORCH_CUDA_ARCH_LIST (e.g. "9.0")
