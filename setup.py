@@ -51,6 +51,13 @@ except ImportError as e:  # pragma: no cover - setup.py is only useful with torc
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def read_requirements(name):
+    """The pinned requirements of requirements/<name> (comments and `-r` includes left out)."""
+    with open(os.path.join(HERE, "requirements", name)) as f:
+        lines = (line.split("#", 1)[0].strip() for line in f)
+        return [line for line in lines if line and not line.startswith("-")]
+
+
 def get_extensions():
     if os.environ.get("RLIPV2_NO_EXT", "0") == "1":
         return []
@@ -97,6 +104,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=("tests", "tests.*", "tools", "tools.*", "configs", "projects")),
     package_data={"rlipv2": ["data/metadata/*", "data/metadata/**/*"]},
+    # optional: the web demo (tools/web_demo.py) and its browser test
+    extras_require={"web": read_requirements("web.txt"),
+                    "web-test": read_requirements("web.txt") + read_requirements("web-test.txt")},
     ext_modules=get_extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     zip_safe=False,

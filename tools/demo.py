@@ -11,17 +11,21 @@ in orange, a line per relation with its label and score) and ``triplets.json``
 Every file is written atomically. The trailing ``key=value`` pairs override the config.
 """
 import argparse
-import io
 import logging
 import os
 import sys
 
 from detectron2.utils.logger import setup_logger
-from PIL import Image
 
+from rlipv2.engine.demo_outputs import (
+    add_model_and_drawing_arguments,
+    detect_and_draw,
+    drawing_name,
+    encode_jpeg,
+    triplets_document,
+)
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
-from rlipv2.utils.visualizer import draw_relation_triplets
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -35,14 +39,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--relations", required=True, help='comma-separated relation names, e.g. "ride, walk, feed"')
     p.add_argument("--score-thresh", type=float, default=0.3, help="minimum triplet score")
     p.add_argument("--top-k", type=int, default=100, help="at most this many triplets per image")
-    p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
-    p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
-    p.add_argument("--draw-min-size", type=int, default=480,
-                   help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
-    p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
-    p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
+    add_model_and_drawing_arguments(p)  # --nms-thresh, --max-draw, --draw-min-size, --min-size, --max-size, ...
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     return p
@@ -84,25 +81,15 @@ def main(argv=None) -> int:
     results = []
     used_names: set[str] = set()
     for path in list_images(args.input):
-        result = predictor(path, objects, relations)
-        image, _ = predictor.read_image(path)
-        scale = max(1.0, args.draw_min_size / max(1, min(image.shape[:2])))
-        drawing = draw_relation_triplets(image, result["triplets"], max_triplets=args.max_draw, scale=scale)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, k = f"{stem}.jpg", 1
-        while name in used_names:  # a.png and a.jpg in the same directory
-            name, k = f"{stem}_{k}.jpg", k + 1
-        used_names.add(name)
-        buf = io.BytesIO()
-        Image.fromarray(drawing).save(buf, format="JPEG", quality=92)
-        atomic_write_bytes(os.path.join(args.output, name), buf.getvalue())
-        result["visualization"] = name
+        image, name = predictor.read_image(path)
+        result, drawing = detect_and_draw(predictor, image, name, objects, relations, max_draw=args.max_draw,
+                                          draw_min_size=args.draw_min_size)
+        result["visualization"] = drawing_name(path, used_names)  # a.png and a.jpg in one directory: a_1.jpg
+        atomic_write_bytes(os.path.join(args.output, result["visualization"]), encode_jpeg(drawing))
         results.append(result)
-        logger.info(f"{path}: {len(result['triplets'])} triplets -> {name}")
-    atomic_write_json(
-        os.path.join(args.output, "triplets.json"),
-        {"objects": objects, "relations": relations, "score_thresh": args.score_thresh, "images": results},
-    )
+        logger.info(f"{path}: {len(result['triplets'])} triplets -> {result['visualization']}")
+    atomic_write_json(os.path.join(args.output, "triplets.json"),
+                      triplets_document(objects, relations, args.score_thresh, results))
     logger.info(f"wrote {len(results)} drawings and triplets.json to {args.output}")
     return 0
 

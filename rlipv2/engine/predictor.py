@@ -278,18 +278,28 @@ class RelationPredictor:
             self._model_vocabulary = (list(objects), list(relations))
         return objects, relations
 
-    def __call__(self, image, objects=None, relations=None) -> dict[str, Any]:
+    def __call__(self, image, objects=None, relations=None, *, score_thresh: float | None = None,
+                 top_k: int | None = None) -> dict[str, Any]:
         """Detect relation triplets in one image (path or array).
+
+        ``score_thresh`` / ``top_k`` override the predictor's for this call only.
 
         Returns:
             ``{"file_name", "height", "width", "objects", "relations", "triplets"}`` where
             ``triplets`` is the output of :func:`relation_triplets`.
         """
-        objects, relations = self.set_label_texts(objects, relations)
         img, name = self.read_image(image)
-        output = self.predict_raw(img, name)
+        return self.predict_rgb(img, name, objects, relations, score_thresh=score_thresh, top_k=top_k)
+
+    def predict_rgb(self, image_rgb: np.ndarray, file_name: str = "", objects=None, relations=None, *,
+                    score_thresh: float | None = None, top_k: int | None = None) -> dict[str, Any]:
+        """:meth:`__call__` on an image already read by :meth:`read_image` ((H, W, 3) uint8 RGB)."""
+        objects, relations = self.set_label_texts(objects, relations)
+        output = self.predict_raw(image_rgb, file_name)
         triplets = relation_triplets(
-            output, objects, relations, score_thresh=self.score_thresh, top_k=self.top_k, nms_thresh=self.nms_thresh
+            output, objects, relations,
+            score_thresh=self.score_thresh if score_thresh is None else float(score_thresh),
+            top_k=self.top_k if top_k is None else int(top_k), nms_thresh=self.nms_thresh,
         )
-        return {"file_name": name, "height": img.shape[0], "width": img.shape[1], "objects": objects,
+        return {"file_name": file_name, "height": image_rgb.shape[0], "width": image_rgb.shape[1], "objects": objects,
                 "relations": relations, "triplets": triplets}
