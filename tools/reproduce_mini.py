@@ -148,8 +148,7 @@ def build_plan(out: str, quick: bool, threads: int) -> list[Stage]:
         Stage("world", "the synthetic world with its relation set and caption set",
               [py, "-m", "rlipv2.data.synthetic", "--image-size", str(world.image_size),
                "--num-train", str(world.num_train), "--num-test", str(world.num_test), "--num-vg", str(world.num_vg),
-               "--max-people", str(world.max_people), "--pretraining-sets", "--num-coco", str(world.num_coco),
-               "--workers", str(threads)],
+               "--max-people", str(world.max_people), "--pretraining-sets", "--num-coco", str(world.num_coco)],
               [files["detections"]]),
         Stage("tagger", "R-Tagger trained on the relation set",
               train("tagger", f"{out}/tagger", it["tagger"]), [f"{out}/tagger/model_final.pth"],
@@ -288,8 +287,9 @@ def run_plan(plan: list[Stage], out: str, env: dict, redo=()) -> dict[str, float
     """Run the stages of ``plan`` in order, skipping those finished earlier with the same fingerprint.
 
     A stage runs when it has no record under ``<out>/stages/``, when its command or the fingerprint of a
-    stage it depends on changed, when one of its outputs is missing, or when it (or a stage it depends on)
-    is in ``redo``. Prints the progress and an ETA of the whole run. Returns {stage: seconds}.
+    stage it depends on changed, when one of its outputs is missing, or when it (or a stage it depends on,
+    directly or not) is in ``redo``. Every stage is deterministic, so a stage re-made with the same command
+    does not make the stages after it run again. Prints the progress and an ETA of the whole run. Returns {stage: seconds}.
     """
     from rlipv2.utils.file_io import atomic_write_json
 
@@ -324,7 +324,6 @@ def run_plan(plan: list[Stage], out: str, env: dict, redo=()) -> dict[str, float
         atomic_write_json(_record_path(out, stage.name), {"fingerprint": fp, "seconds": round(seconds, 1),
                                                           "command": stage.cmd, "finished": time.time()})
         done[stage.name] = fp
-        redo.add(stage.name)  # its outputs are new: the stages after it run again
         print(f"    done in {_fmt(seconds)}", flush=True)
     return timings
 
@@ -484,6 +483,8 @@ def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     out = os.path.abspath(args.output or os.path.join(REPO, "output", "reproduce_mini_quick" if args.quick
                                                       else "reproduce_mini"))
+    if not os.path.relpath(out, REPO).startswith(".."):
+        out = os.path.relpath(out, REPO)  # inside the repository: shorter commands, kept if the clone moves
     os.chdir(REPO)  # the stages' commands use repository-relative paths
     if REPO not in sys.path:
         sys.path.insert(0, REPO)

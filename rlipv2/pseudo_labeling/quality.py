@@ -13,6 +13,8 @@ format) against it:
   true relations (except those in ``ignore``, e.g. "no interaction", which no caption states).
 
 Boxes are matched by value (both files take them from the same detection file), images by ``image_id``.
+Only the images present in the pseudo-label file are scored (the pipeline writes every image it processed,
+with or without relations), so a run over part of a dataset is scored on that part.
 
 ``python -m rlipv2.pseudo_labeling.quality --pseudo-labels P --truth T --predicate-texts M [--threshold 0.2]
 [--output-dir D]`` prints the figures, and writes ``pseudo_label_quality.json`` and a precision / recall
@@ -63,17 +65,26 @@ def score_pseudo_labels(
     """Score pseudo-labels (VG format with ``confidence``) against true relations (VG format).
 
     Returns ``{"curve": [{"threshold", "precision", "recall", "pseudo_relations", "correct"}, ...],
-    "num_true_relations", "num_images", "unknown_texts" {text: count}, "at_threshold": row}`` with precision
-    and recall as fractions (NaN precision when nothing is kept).
+    "num_true_relations", "num_images", "num_truth_images_not_labelled", "unknown_texts" {text: count},
+    "at_threshold": row}`` with precision and recall as fractions (NaN precision when nothing is kept).
+    Pseudo-labels of images without truth raise ValueError.
     """
     text_to_verbs: dict[str, set[str]] = {}
     for verb, texts in predicate_texts.items():
         for t in texts:
             text_to_verbs.setdefault(t, set()).add(verb)
     ignore = set(ignore)
+    labelled = {e["image_id"] for e in pseudo}
+    truth_ids = {e["image_id"] for e in truth}
+    if labelled - truth_ids:
+        extra = sorted(labelled - truth_ids, key=str)[:5]
+        raise ValueError(f"pseudo-labels: {len(labelled - truth_ids)} image(s) have no true relations to compare "
+                         f"with, e.g. image_id {extra}")
     true_by_image: dict = {}
     true_ids: dict = {}  # (image, sub box, obj box, verb) -> index
     for e in truth:
+        if e["image_id"] not in labelled:
+            continue
         rels = {}
         for s, o, r in _pairs(e, "truth"):
             if r["predicate"] in ignore:
@@ -115,7 +126,8 @@ def score_pseudo_labels(
     out = {
         "curve": [row(t) for t in thresholds],
         "num_true_relations": n_true,
-        "num_images": len(truth),
+        "num_images": len(labelled),
+        "num_truth_images_not_labelled": len(truth_ids - labelled),
         "num_pseudo_relations": len(conf),
         "unknown_texts": dict(sorted(unknown.items(), key=lambda kv: -kv[1])),
     }

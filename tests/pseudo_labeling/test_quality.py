@@ -55,6 +55,15 @@ def test_precision_recall_at_thresholds():
     assert (at["pseudo_relations"], at["correct"]) == (5, 2)
 
 
+def test_only_the_labelled_images_are_scored():
+    res = score_pseudo_labels(PSEUDO[:1], TRUTH, TEXTS, thresholds=(0.05,))
+    assert res["num_true_relations"] == 2 and res["num_images"] == 1 and res["num_truth_images_not_labelled"] == 1
+    assert res["curve"][0]["recall"] == pytest.approx(1 / 2)
+    stray = [dict(PSEUDO[0], image_id=99)]
+    with pytest.raises(ValueError, match="no true relations.*99"):
+        score_pseudo_labels(stray, TRUTH, TEXTS)
+
+
 def test_cli_writes_json_and_curve(tmp_path, capsys):
     files = {}
     for name, obj in (("p", PSEUDO), ("t", TRUTH), ("m", TEXTS)):
