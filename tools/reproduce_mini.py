@@ -289,7 +289,8 @@ def run_plan(plan: list[Stage], out: str, env: dict, redo=()) -> dict[str, float
     A stage runs when it has no record under ``<out>/stages/``, when its command or the fingerprint of a
     stage it depends on changed, when one of its outputs is missing, or when it (or a stage it depends on,
     directly or not) is in ``redo``. Every stage is deterministic, so a stage re-made with the same command
-    does not make the stages after it run again. Prints the progress and an ETA of the whole run. Returns {stage: seconds}.
+    does not make the stages after it run again. Prints the progress and an ETA of the whole run.
+    Returns {stage: seconds}.
     """
     from rlipv2.utils.file_io import atomic_write_json
 
