@@ -8,6 +8,7 @@ from . import datasets  # noqa: F401
 from .datasets import (
     MissingDatasetFileError,
     RelationDataError,
+    register_config_datasets,
     register_mixture,
     register_relation_dataset,
     skip_bad_records,
@@ -22,6 +23,7 @@ from .transforms import build_relation_augmentations
 __all__ = [
     "MissingDatasetFileError",
     "RelationDataError",
+    "register_config_datasets",
     "register_mixture",
     "register_relation_dataset",
     "skip_bad_records",
