@@ -13,6 +13,7 @@ Every file is written atomically. The trailing ``key=value`` pairs override the 
 import argparse
 import io
 import logging
+import math
 import os
 import sys
 
@@ -62,6 +63,15 @@ def list_images(path: str) -> list[str]:
     return [path]
 
 
+def below_threshold_message(path: str, best_score: float | None, score_thresh: float) -> str:
+    """The line printed for an image without any triplet at or above ``--score-thresh``."""
+    if best_score is None:
+        return f"{path}: no triplet: the model returned no subject-object pairs"
+    lower = max(0.0, math.floor(best_score * 100) / 100)
+    return (f"{path}: no triplet scored >= {score_thresh:g}; the best score was {best_score:.3f}. "
+            f"Lower the threshold to see the best guesses, e.g. --score-thresh {lower:g}")
+
+
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = logging.getLogger("rlipv2")
@@ -99,6 +109,8 @@ def main(argv=None) -> int:
         result["visualization"] = name
         results.append(result)
         logger.info(f"{path}: {len(result['triplets'])} triplets -> {name}")
+        if not result["triplets"]:
+            print(below_threshold_message(path, result["best_score"], args.score_thresh), flush=True)
     atomic_write_json(
         os.path.join(args.output, "triplets.json"),
         {"objects": objects, "relations": relations, "score_thresh": args.score_thresh, "images": results},
