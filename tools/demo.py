@@ -8,7 +8,9 @@
 Writes, into --output, one drawing per image (``<name>.jpg``: subject boxes in blue, object boxes
 in orange, a line per relation with its label and score) and ``triplets.json``
 (``{"objects", "relations", "images": [{"file_name", "height", "width", "triplets": [...]}]}``).
-Every file is written atomically. The trailing ``key=value`` pairs override the config.
+Every file is written atomically. The trailing ``key=value`` pairs override the config (keys must
+exist). An image without any triplet at ``--score-thresh`` gets a printed line with the best score
+found and a lower threshold to try (``best_score`` is in ``triplets.json`` too).
 """
 import argparse
 import io
