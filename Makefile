@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-all lint demo bench build-cuda clean collect-env
+.PHONY: setup test test-all lint demo reproduce-mini bench build-cuda clean collect-env
 
 setup: $(STAMP_EXT)
 
@@ -53,6 +53,12 @@ collect-env: setup
 
 demo: setup
 	$(PY) tools/run_demo.py --output output/demo
+
+# RLIPv2 in miniature: R-Tagger pseudo-labels, pre-training, zero-/few-shot transfer (docs/reproduction_mini.md).
+# Resumes: a finished stage is skipped. REPRODUCE_ARGS="--quick" for the short run.
+REPRODUCE_ARGS ?=
+reproduce-mini: setup
+	$(PY) tools/reproduce_mini.py $(REPRODUCE_ARGS)
 
 bench: setup
 	$(PY) tools/run_benchmarks.py

@@ -1,9 +1,9 @@
 """Your own dataset, registered in your own config file (outside the package), in multi-process training.
 
 The ranks of a ``--num-gpus 2`` run are started with "spawn", and so are their data-loader workers:
-neither inherits what the launching process registered. The config's ``dataloader.register`` nodes run
-in every rank (``load_config``), and ``RelationDatasetMapper`` carries the vocabularies of the loaded
-datasets to the workers, so both ranks train and evaluate with 2 workers each.
+neither inherits what the launching process registered. The config's ``registered_dataset`` nodes run
+in every rank that builds a loader, and ``RelationDatasetMapper`` carries the vocabularies of the
+loaded datasets to the workers, so both ranks train and evaluate with 2 workers each.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from detectron2.config import LazyCall as L
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from engine_toys import ToyRelationModel
 
-from rlipv2.data import RelationDatasetMapper, get_relation_dataset_dicts, register_relation_dataset
+from rlipv2.data import RelationDatasetMapper, get_relation_dataset_dicts, register_relation_dataset, registered_dataset
 from rlipv2.evaluation import HICOEvaluator
 from rlipv2.model_zoo import get_config
 
@@ -38,13 +38,12 @@ optimizer = get_config("common/optim.py").optimizer
 lr_multiplier = get_config("common/schedule.py").lr_multiplier
 model = L(ToyRelationModel)(num_queries=4, dim=8, num_objects=10, num_relations=8)
 
-# the training set: a registration node (runs in every process that loads this config)
 dataloader = dict(
-    register=dict(train=L(register_relation_dataset)(
-        name="myhoi_train", json_file=ROOT + "/annotations/trainval_hoi.json", image_root=ROOT + "/images/train",
-        format="hico", **VOCABULARY)),
     train=L(build_detection_train_loader)(
-        dataset=L(get_relation_dataset_dicts)(names="myhoi_train", filter_no_relations=True),
+        # the training set: a registration node (runs in every process that builds the loader)
+        dataset=L(get_relation_dataset_dicts)(names=L(registered_dataset)(
+            name="myhoi_train", json_file=ROOT + "/annotations/trainval_hoi.json",
+            image_root=ROOT + "/images/train", format="hico", **VOCABULARY), filter_no_relations=True),
         mapper=L(RelationDatasetMapper)(is_train=True, min_sizes=(64,), max_size=128, random_crop=False),
         total_batch_size=4, num_workers=2),
     test=L(build_detection_test_loader)(
@@ -94,7 +93,7 @@ def test_two_processes_with_two_workers_each_train_and_evaluate(myhoi, tmp_path)
     assert (out / "model_final.pth").is_file()
     # the registration node is in the saved config, so that config.yaml alone reproduces the run
     assert "myhoi_train" in (out / "config.yaml").read_text()
-    assert "register_relation_dataset" in (out / "config.yaml").read_text()
+    assert "registered_dataset" in (out / "config.yaml").read_text()
 
 
 def recipe_block() -> str:
@@ -119,7 +118,7 @@ def test_the_custom_dataset_recipe_runs_as_written(tmp_path):
     assert "OK:" in p.stdout  # the validator found no problem
     train, ev = work / "train", work / "eval"
     saved = (train / "config.yaml").read_text()
-    assert "register_relation_dataset" in saved and str(datasets / "myhoi" / "annotations") in saved
+    assert "registered_dataset" in saved and str(datasets / "myhoi" / "annotations") in saved
     assert "World size: 2" in (train / "log.txt").read_text()
     assert (train / "model_final.pth").is_file()
     assert len([f for f in os.listdir(train) if f.startswith("frozen_weights_")]) == 1

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Train or evaluate a model described by a LazyConfig (RLIPv2 or any Detectron2-style model).
 
-The config provides ``model``, ``dataloader.{train,test,evaluator}`` (and optionally
-``dataloader.register``: the datasets it registers), ``optimizer``, ``lr_multiplier`` and ``train``
+The config provides ``model``, ``dataloader.{train,test,evaluator}`` (its own datasets as
+``registered_dataset`` nodes, docs/custom_dataset.md), ``optimizer``, ``lr_multiplier`` and ``train``
 (see ``configs/common/train.py`` for every ``train.*`` key). ``key=value`` overrides must name
 existing keys (``+key=value`` adds one). Multi-process runs use Detectron2's ``launch``: NCCL on
 GPUs, gloo on CPU. Bad input (an unknown key, missing weights for ``--eval-only``) ends with one
@@ -32,7 +32,7 @@ from rlipv2.engine import (
     resolve_device,
 )
 from rlipv2.utils.cli import run_cli
-from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json
+from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json, json_safe
 
 logger = logging.getLogger("rlipv2")
 
@@ -85,7 +85,10 @@ def _evaluate(cfg, model):
 
 
 def do_test(cfg, model, ema=None):
-    """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``)."""
+    """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``).
+
+    The results of the latest evaluation are also written to ``<train.output_dir>/eval_results.json``.
+    """
     if "evaluator" not in cfg.dataloader and not _get(cfg, "dataloader.extra_tests"):
         logger.warning("cfg.dataloader has no evaluator: nothing to evaluate")
         return {}
@@ -96,6 +99,9 @@ def do_test(cfg, model, ema=None):
         results.update({f"ema/{task}": res for task, res in ema_results.items()})
     if comm.is_main_process() and results:
         print_csv_format(results)
+        output_dir = _get(cfg, "train.output_dir")
+        if output_dir:
+            atomic_write_json(os.path.join(output_dir, "eval_results.json"), json_safe(results))
     return results
 
 
@@ -199,11 +205,7 @@ def do_eval_only(cfg):
     if ema is not None and not ema.loaded:
         logger.warning("train.ema.enabled but the checkpoint has no EMA weights: evaluating the raw weights only")
         ema = None
-    results = do_test(cfg, model, ema)
-    output_dir = _get(cfg, "train.output_dir")
-    if comm.is_main_process() and output_dir:
-        atomic_write_json(os.path.join(output_dir, "eval_results.json"), results)
-    return results
+    return do_test(cfg, model, ema)
 
 
 def check_eval_only_weights(cfg) -> str:
@@ -231,8 +233,7 @@ def check_eval_only_weights(cfg) -> str:
 
 
 def setup_config(args):
-    """Load ``args.config_file`` with the ``args.opts`` overrides (strict), register its datasets, and
-    apply ``train.fast_dev_run``."""
+    """Load ``args.config_file`` with the ``args.opts`` overrides (strict) and apply ``train.fast_dev_run``."""
     cfg = load_config(args.config_file, args.opts)
     if _get(cfg, "train.fast_dev_run.enabled", False):
         cfg.train.max_iter = 20

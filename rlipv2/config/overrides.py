@@ -10,9 +10,8 @@ checks every key first:
 * anything else is an error naming the key and the closest existing keys (``difflib``); prefix the
   key with ``+`` (``+train.my_new_key=1``) to add a key on purpose.
 
-:func:`load_config` is ``LazyConfig.load`` + :func:`apply_overrides` + the dataset registrations
-the config declares (``dataloader.register``), i.e. everything a process needs before it builds
-anything from a config. Every tool that takes ``--config-file ... key=value`` uses it.
+:func:`load_config` is ``LazyConfig.load`` + :func:`apply_overrides`; every tool that takes
+``--config-file ... key=value`` uses it.
 """
 from __future__ import annotations
 
@@ -151,14 +150,12 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return LazyConfig.apply_overrides(cfg, overrides)
 
 
-def load_config(config_file: str, overrides: Sequence[str] = (), *, register_datasets: bool = True) -> DictConfig:
-    """Load a LazyConfig, apply ``key=value`` overrides strictly, and run its dataset registrations.
+def load_config(config_file: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """Load a LazyConfig (``.py`` or a saved ``config.yaml``) and apply ``key=value`` overrides strictly.
 
     Args:
         config_file: a ``.py`` LazyConfig or a saved ``config.yaml``.
         overrides: ``key=value`` strings (Hydra syntax; ``+key=value`` adds a key).
-        register_datasets: run the registration calls of ``dataloader.register`` in this process
-            (:func:`rlipv2.data.register_config_datasets`).
     """
     import os
 
@@ -166,9 +163,4 @@ def load_config(config_file: str, overrides: Sequence[str] = (), *, register_dat
 
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"config file not found: {config_file}")
-    cfg = apply_overrides(LazyConfig.load(config_file), overrides)
-    if register_datasets:
-        from rlipv2.data.datasets.register import register_config_datasets
-
-        register_config_datasets(cfg)
-    return cfg
+    return apply_overrides(LazyConfig.load(config_file), overrides)

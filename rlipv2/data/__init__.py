@@ -8,9 +8,10 @@ from . import datasets  # noqa: F401
 from .datasets import (
     MissingDatasetFileError,
     RelationDataError,
-    register_config_datasets,
     register_mixture,
     register_relation_dataset,
+    registered_dataset,
+    registered_mixture,
     skip_bad_records,
 )
 from .datasets import builtin as _builtin  # noqa: F401  (registers the official names)
@@ -23,9 +24,10 @@ from .transforms import build_relation_augmentations
 __all__ = [
     "MissingDatasetFileError",
     "RelationDataError",
-    "register_config_datasets",
     "register_mixture",
     "register_relation_dataset",
+    "registered_dataset",
+    "registered_mixture",
     "skip_bad_records",
     "NO_OBJECTS",
     "LabelSequence",

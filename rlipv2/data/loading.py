@@ -38,7 +38,7 @@ def _get_registered(name: str) -> list[dict]:
         close = difflib.get_close_matches(name, DatasetCatalog.list(), n=3, cutoff=0.6)
         raise KeyError(
             f"dataset '{name}' is not registered" + (f" (closest: {', '.join(close)})" if close else "")
-            + "; register it in the config (dataloader.register, docs/custom_dataset.md) or before building the loader"
+            + "; register it in the config (a registered_dataset node, docs/custom_dataset.md)"
         )
     return DatasetCatalog.get(name)
 

@@ -184,7 +184,7 @@ class RelationDatasetMapper:
                 raise KeyError(
                     f"RelationDatasetMapper: dataset '{name}' has no thing_classes / predicate_classes in this "
                     "process: load it with get_relation_dataset_dicts (which hands its vocabulary to the "
-                    "data-loader workers) or register it here (dataloader.register, docs/custom_dataset.md)"
+                    "data-loader workers) or register it here (a registered_dataset node, docs/custom_dataset.md)"
                 )
             v = (list(md.thing_classes), list(md.predicate_classes))
             self._vocab_cache[name] = v

@@ -193,14 +193,12 @@ class RelationPredictor:
             model = cfg_or_model
         else:
             from rlipv2.config import apply_overrides, load_config
-            from rlipv2.data.datasets.register import register_config_datasets
 
             cfg = cfg_or_model
             if isinstance(cfg, (str, os.PathLike)):
-                cfg = load_config(os.fspath(cfg), opts)  # strict overrides; runs dataloader.register
-            else:
-                cfg = apply_overrides(copy.deepcopy(cfg), opts) if opts else cfg
-                register_config_datasets(cfg)
+                cfg = load_config(os.fspath(cfg), opts)  # strict overrides
+            elif opts:
+                cfg = apply_overrides(copy.deepcopy(cfg), opts)
             if "model" not in cfg:
                 raise ValueError("RelationPredictor: the config has no `model` entry")
             model = instantiate(copy.deepcopy(cfg.model))

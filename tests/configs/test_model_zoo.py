@@ -54,8 +54,9 @@ def test_custom_example_config_works_copied_outside_the_repository(tmp_path):
         "for name in sys.argv[1:]:\n"
         "    cfg = LazyConfig.load(name)\n"
         "    OmegaConf.to_container(cfg, resolve=True)\n"
-        "    out[name] = {'train': cfg.dataloader.train.dataset.names, 'test': cfg.dataloader.test.dataset.names,\n"
-        "                 'json': cfg.dataloader.register.train.json_file, 'init': cfg.train.init_checkpoint,\n"
+        "    out[name] = {'train': cfg.dataloader.train.dataset.names.name,\n"
+        "                 'test': cfg.dataloader.test.dataset.names.name,\n"
+        "                 'json': cfg.dataloader.train.dataset.names.json_file, 'init': cfg.train.init_checkpoint,\n"
         "                 'queries': cfg.model.decoder.num_queries}\n"
         "print(json.dumps(out))\n"
     )

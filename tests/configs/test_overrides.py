@@ -122,22 +122,16 @@ def test_help_shows_this_projects_commands(capsys):
     assert "docs/custom_dataset.md" in text
 
 
-def test_load_config_runs_the_registrations_of_the_config(tmp_path):
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
+def test_registration_node_arguments_can_be_overridden(tmp_path):
+    """A ``registered_dataset`` node in place of a dataset name: its arguments are config keys."""
     cfg_file = tmp_path / "reg.py"
     cfg_file.write_text(textwrap.dedent("""
         from detectron2.config import LazyCall as L
-        from rlipv2.data import register_relation_dataset
-        dataloader = dict(register=dict(
-            a=L(register_relation_dataset)(name="zoo_test_reg", json_file="nowhere.json", image_root="imgs"),
-        ))
+        from rlipv2.data import registered_dataset
+        dataloader = dict(train=dict(dataset=dict(names=L(registered_dataset)(
+            name="zoo_test_reg", json_file="nowhere.json", image_root="imgs"))))
     """))
-    try:
-        cfg = load_config(str(cfg_file), ["dataloader.register.a.image_root=/elsewhere"])
-        assert "zoo_test_reg" in DatasetCatalog
-        assert MetadataCatalog.get("zoo_test_reg").image_root == "/elsewhere"
-        assert cfg.dataloader.register.a.json_file == "nowhere.json"
-    finally:
-        DatasetCatalog.pop("zoo_test_reg", None)
-        MetadataCatalog.pop("zoo_test_reg", None)
+    cfg = load_config(str(cfg_file), ["dataloader.train.dataset.names.image_root=/elsewhere"])
+    assert cfg.dataloader.train.dataset.names.image_root == "/elsewhere"
+    with pytest.raises(ConfigKeyError, match="closest: dataloader.train.dataset.names"):
+        load_config(str(cfg_file), ["dataloader.train.dataset.nmes=x"])

@@ -10,9 +10,10 @@ Copy this file anywhere (your project folder), put the dataset where ``ROOT`` sa
 Data: HICO-DET (QPIC / PPDM) format, with your own vocabulary (``object_names.json``:
 ``{"person": 1, "ball": 2, ...}`` in label order; ``verb_names.txt``: ``001 ride`` ... with
 1-based ids) and optionally the valid verb-object combinations (``corre_mat.npy``, [verbs, objects]).
-The ``dataloader.register`` nodes register both splits in every process that loads this config
-(each training process, ``--eval-only``, ``tools/demo.py``); their paths can be overridden on the
-command line, e.g. ``dataloader.register.train.json_file=/data/other.json``.
+The dataset names are ``registered_dataset`` nodes: every process that builds the loaders, the
+evaluator or the model (each training process, ``--eval-only``, ``tools/demo.py``) registers the
+two splits; their paths can be overridden on the command line, e.g.
+``dataloader.train.dataset.names.json_file=/data/other.json``.
 
 Recipe: the official HICO-DET fine-tuning (``hico/rlipv2_parseda_r50_hico.py``: 20 epochs, lr drop
 at 15, RQL, 128 queries truncated from the 200-query pre-trained model), started from the
@@ -24,7 +25,7 @@ import os
 
 from detectron2.config import LazyCall as L
 
-from rlipv2.data import register_relation_dataset
+from rlipv2.data import registered_dataset
 from rlipv2.model_zoo import get_config
 
 # The dataset folder: images/{train,test}/ and annotations/ (docs/custom_dataset.md).
@@ -42,20 +43,16 @@ dataloader, model, optimizer, lr_multiplier, train = (
 )
 
 # ---------------------------------------------------------------- data
-dataloader.register = dict(
-    train=L(register_relation_dataset)(
-        name="myhoi_train", format="hico", json_file=os.path.join(ANNOTATIONS, "trainval_hoi.json"),
-        image_root=os.path.join(ROOT, "images", "train"), **VOCABULARY,
-    ),
-    test=L(register_relation_dataset)(
-        name="myhoi_test", format="hico", json_file=os.path.join(ANNOTATIONS, "test_hoi.json"),
-        image_root=os.path.join(ROOT, "images", "test"),
-        # rare (< 10 training instances) / non-rare classes are counted in the training file
-        rare_from=os.path.join(ANNOTATIONS, "trainval_hoi.json"), **VOCABULARY,
-    ),
+dataloader.train.dataset.names = L(registered_dataset)(
+    name="myhoi_train", format="hico", json_file=os.path.join(ANNOTATIONS, "trainval_hoi.json"),
+    image_root=os.path.join(ROOT, "images", "train"), **VOCABULARY,
 )
-dataloader.train.dataset.names = "myhoi_train"
-dataloader.test.dataset.names = "myhoi_test"
+dataloader.test.dataset.names = L(registered_dataset)(
+    name="myhoi_test", format="hico", json_file=os.path.join(ANNOTATIONS, "test_hoi.json"),
+    image_root=os.path.join(ROOT, "images", "test"),
+    # rare (< 10 training instances) / non-rare classes are counted in the training file
+    rare_from=os.path.join(ANNOTATIONS, "trainval_hoi.json"), **VOCABULARY,
+)
 dataloader.train.total_batch_size = 16
 
 # ---------------------------------------------------------------- model
