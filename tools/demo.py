@@ -8,10 +8,13 @@
 Writes, into --output, one drawing per image (``<name>.jpg``: subject boxes in blue, object boxes
 in orange, a line per relation with its label and score) and ``triplets.json``
 (``{"objects", "relations", "images": [{"file_name", "height", "width", "triplets": [...]}]}``).
-Every file is written atomically. The trailing ``key=value`` pairs override the config.
+Every file is written atomically. The trailing ``key=value`` pairs override the config (keys must
+exist). An image without any triplet at ``--score-thresh`` gets a printed line with the best score
+found and a lower threshold to try (``best_score`` is in ``triplets.json`` too).
 """
 import argparse
 import logging
+import math
 import os
 import sys
 
@@ -59,6 +62,15 @@ def list_images(path: str) -> list[str]:
     return [path]
 
 
+def below_threshold_message(path: str, best_score: float | None, score_thresh: float) -> str:
+    """The line printed for an image without any triplet at or above ``--score-thresh``."""
+    if best_score is None:
+        return f"{path}: no triplet: the model returned no subject-object pairs"
+    lower = max(0.0, math.floor(best_score * 100) / 100)
+    return (f"{path}: no triplet scored >= {score_thresh:g}; the best score was {best_score:.3f}. "
+            f"Lower the threshold to see the best guesses, e.g. --score-thresh {lower:g}")
+
+
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = logging.getLogger("rlipv2")
@@ -88,6 +100,8 @@ def main(argv=None) -> int:
         atomic_write_bytes(os.path.join(args.output, result["visualization"]), encode_jpeg(drawing))
         results.append(result)
         logger.info(f"{path}: {len(result['triplets'])} triplets -> {result['visualization']}")
+        if not result["triplets"]:
+            print(below_threshold_message(path, result["best_score"], args.score_thresh), flush=True)
     atomic_write_json(os.path.join(args.output, "triplets.json"),
                       triplets_document(objects, relations, args.score_thresh, results))
     logger.info(f"wrote {len(results)} drawings and triplets.json to {args.output}")

@@ -112,9 +112,10 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from detectron2.config import LazyConfig, instantiate
+    from detectron2.config import instantiate
     from detectron2.engine import default_argument_parser
 
+    from rlipv2.config import load_config
     from rlipv2.utils.file_io import atomic_write_json, json_safe
 
     train_net = _load_tool("lazyconfig_train_net")
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
     opts = [f"train.output_dir={train_dir}", "train.device=cpu"] + list(args.opts)
 
     # 1. set-up: the world (generated once, cached) and the datasets, before the clock starts
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), opts)
+    cfg = load_config(args.config_file, opts)
     t0 = time.perf_counter()
     dl = cfg.dataloader
     for node in (dl.train.dataset, dl.test.dataset, dl.extra_tests.unseen.test.dataset):
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     # 3. evaluation of the final weights (seen / held-out combinations)
     t0 = time.perf_counter()
     eval_opts = opts[1:] + [f"train.output_dir={eval_dir}", f"train.init_checkpoint={checkpoint}"]
-    eval_cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), eval_opts)
+    eval_cfg = load_config(args.config_file, eval_opts)
     os.makedirs(eval_dir, exist_ok=True)  # logging is set up already (by the training step)
     if args.skip_train:
         eval_args = default_argument_parser().parse_args(["--config-file", args.config_file, "--eval-only", *eval_opts])

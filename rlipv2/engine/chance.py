@@ -51,8 +51,7 @@ def evaluate_at_chance(cfg, checkpoint: str, seed: int = 0) -> dict:
 def main(argv=None) -> int:
     import os
 
-    from detectron2.config import LazyConfig
-
+    from ..config import load_config
     from ..utils.file_io import atomic_write_json, json_safe
 
     p = argparse.ArgumentParser(prog="python -m rlipv2.engine.chance", description=__doc__.split("\n\n")[0])
@@ -65,7 +64,7 @@ def main(argv=None) -> int:
     if not os.path.isfile(args.weights):
         print(f"error: --weights {args.weights}: no such file", file=sys.stderr)
         return 2
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    cfg = load_config(args.config_file, args.opts)  # unknown keys are refused
     results = evaluate_at_chance(cfg, args.weights, args.seed)
     print(results)
     if args.output:

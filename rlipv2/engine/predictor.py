@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.data import detection_utils
 from detectron2.data import transforms as T
 from omegaconf import DictConfig
@@ -161,7 +161,7 @@ class RelationPredictor:
         cfg_or_model: a LazyConfig path, a loaded LazyConfig (its ``model`` is instantiated), or a
             ready ``nn.Module``.
         weights: checkpoint to load (``None``: for a config, ``train.init_checkpoint`` if set).
-        opts: ``key=value`` overrides applied to a config path.
+        opts: ``key=value`` overrides applied to the config (strict: unknown keys are refused).
         min_size, max_size: test-time resize (shortest side, longest-side cap); 800 / 1333 officially.
         score_thresh, top_k, nms_thresh: triplet filtering (see :func:`relation_triplets`).
         device: "cpu", "cuda", ... (default: CUDA when available).
@@ -192,9 +192,13 @@ class RelationPredictor:
         if isinstance(cfg_or_model, nn.Module):
             model = cfg_or_model
         else:
+            from rlipv2.config import apply_overrides, load_config
+
             cfg = cfg_or_model
             if isinstance(cfg, (str, os.PathLike)):
-                cfg = LazyConfig.apply_overrides(LazyConfig.load(os.fspath(cfg)), list(opts))
+                cfg = load_config(os.fspath(cfg), opts)  # strict overrides
+            elif opts:
+                cfg = apply_overrides(copy.deepcopy(cfg), opts)
             if "model" not in cfg:
                 raise ValueError("RelationPredictor: the config has no `model` entry")
             model = instantiate(copy.deepcopy(cfg.model))
@@ -285,8 +289,9 @@ class RelationPredictor:
         ``score_thresh`` / ``top_k`` override the predictor's for this call only.
 
         Returns:
-            ``{"file_name", "height", "width", "objects", "relations", "triplets"}`` where
-            ``triplets`` is the output of :func:`relation_triplets`.
+            ``{"file_name", "height", "width", "objects", "relations", "triplets", "best_score"}`` where
+            ``triplets`` is the output of :func:`relation_triplets` and ``best_score`` the highest
+            relation score of any pair, above the threshold or not (``None`` without pairs).
         """
         img, name = self.read_image(image)
         return self.predict_rgb(img, name, objects, relations, score_thresh=score_thresh, top_k=top_k)
@@ -301,5 +306,7 @@ class RelationPredictor:
             score_thresh=self.score_thresh if score_thresh is None else float(score_thresh),
             top_k=self.top_k if top_k is None else int(top_k), nms_thresh=self.nms_thresh,
         )
+        scores = torch.as_tensor(output["pairs"]["relation_scores"])
+        best = float(scores.max()) if scores.numel() else None
         return {"file_name": file_name, "height": image_rgb.shape[0], "width": image_rgb.shape[1], "objects": objects,
-                "relations": relations, "triplets": triplets}
+                "relations": relations, "triplets": triplets, "best_score": best}

@@ -1,4 +1,19 @@
-"""``register_relation_dataset``: register a user's own relation data in any official format."""
+"""``register_relation_dataset``: register a user's own relation data in any official format, and
+``registered_dataset`` / ``registered_mixture``: the same as config nodes.
+
+A config registers its own datasets with a ``registered_dataset`` node in place of the dataset name,
+so that every process that builds the loader, the evaluator or the model (each training process of
+a multi-GPU run, ``--eval-only``, ``tools/demo.py``) registers them, and so that the registration
+survives in the saved ``config.yaml``::
+
+    dataloader.train.dataset.names = L(registered_dataset)(
+        name="myhoi_train", json_file=..., image_root=..., format="hico",
+        object_names_file=..., verb_names_file=...)
+
+Data-loader workers do not need the registration: the mapper takes the vocabularies of the datasets
+loaded in its process with it (``RelationDatasetMapper.__getstate__``). ``docs/custom_dataset.md``
+has the whole recipe.
+"""
 
 from __future__ import annotations
 

@@ -15,7 +15,11 @@ Fine-tuning schedules are in iterations (batch 8) and shared by every starting p
 on the relation set, pre-trained on relation set + pseudo-labels): 100 % 1,200, 10 % 500, 1 % 200, with the
 lr dropped tenfold for the last 10 %. Start from a pre-trained model with ``train.init_checkpoint=...``.
 """
-from ..demo.rlipv2_parseda_tiny_synthetic import dataloader, lr_multiplier, model, optimizer, train, use_world  # noqa: F401
+from rlipv2.model_zoo import get_config
+
+dataloader, lr_multiplier, model, optimizer, train, use_world = get_config(
+    "demo/rlipv2_parseda_tiny_synthetic.py", ("dataloader", "lr_multiplier", "model", "optimizer", "train", "use_world")
+)
 
 world = dict(
     prefix="synthetic_mini",

@@ -6,9 +6,14 @@ pre-training label sequences of up to 32 labels, 800 iterations of batch 8. Used
 --tagger LazyConfigTagger --tagger-config <this> --tagger-weights <model_final.pth> --tagger-opt min_size=128
 --tagger-opt max_size=256``.
 """
-from ..demo.rlipv2_parseda_tiny_synthetic import model as _demo
-from ..tagger.rtagger_tiny_synthetic_vg import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
+from rlipv2.model_zoo import get_config
+
 from .rlipv2_parseda_tiny_mini_hico import world  # noqa: F401  (registers the world)
+
+_demo = get_config("demo/rlipv2_parseda_tiny_synthetic.py").model
+dataloader, lr_multiplier, model, optimizer, train = get_config(
+    "tagger/rtagger_tiny_synthetic_vg.py", ("dataloader", "lr_multiplier", "model", "optimizer", "train")
+)
 
 TRAIN_SET = "synthetic_mini_vg_train"
 
