@@ -97,6 +97,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=("tests", "tests.*", "tools", "tools.*", "configs", "projects")),
     package_data={"rlipv2": ["data/metadata/*", "data/metadata/**/*"]},
+    # requirements/*.txt pin everything (`make setup`); listed here: what `import rlipv2.schemas` needs
+    install_requires=["pydantic>=2.7,<3", "numpy>=1.24"],
     ext_modules=get_extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     zip_safe=False,
