@@ -56,10 +56,12 @@ def _time_steps(trainer, warmup: int, iters: int, device) -> float:
 
 
 def main(argv=None) -> int:
+    from rlipv2.utils.cli import nonnegative_int, positive_int
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True)
-    p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=positive_int, default=20)
+    p.add_argument("--warmup", type=nonnegative_int, default=3)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[])
     args = p.parse_args(argv)

@@ -27,20 +27,22 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def get_parser() -> argparse.ArgumentParser:
+    from rlipv2.utils.cli import nonnegative_int, positive_int, unit_interval
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig with a `model`")
     p.add_argument("--weights", default=None, help="checkpoint (default: train.init_checkpoint of the config)")
     p.add_argument("--input", required=True, help="an image file or a directory of images")
     p.add_argument("--objects", required=True, help='comma-separated object names, e.g. "person, horse, dog"')
     p.add_argument("--relations", required=True, help='comma-separated relation names, e.g. "ride, walk, feed"')
-    p.add_argument("--score-thresh", type=float, default=0.3, help="minimum triplet score")
-    p.add_argument("--top-k", type=int, default=100, help="at most this many triplets per image")
-    p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
-    p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
-    p.add_argument("--draw-min-size", type=int, default=480,
+    p.add_argument("--score-thresh", type=unit_interval, default=0.3, help="minimum triplet score")
+    p.add_argument("--top-k", type=positive_int, default=100, help="at most this many triplets per image")
+    p.add_argument("--nms-thresh", type=unit_interval, default=0.5, help="triplet NMS IoU (1 disables)")
+    p.add_argument("--max-draw", type=nonnegative_int, default=20, help="draw at most this many triplets per image")
+    p.add_argument("--draw-min-size", type=positive_int, default=480,
                    help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
-    p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
-    p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
+    p.add_argument("--min-size", type=positive_int, default=800, help="test resize: shortest side")
+    p.add_argument("--max-size", type=positive_int, default=1333, help="test resize: longest side cap")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
     p.add_argument("--output", required=True, help="output directory")

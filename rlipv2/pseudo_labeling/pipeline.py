@@ -32,6 +32,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from rlipv2.utils.file_io import remove_stale_temp_files
+
 from .captions import Captioner, build_captioner, clean_captions, load_captions_json
 from .detection import ImageRecord, image_key, load_detection_json
 from .io import IssueLog, atomic_write_json, is_shard_complete, merge_counters, read_json, read_shard, shard_path
@@ -78,6 +80,15 @@ class PipelineConfig:
     num_workers: int = 2
     overwrite: bool = False
     progress: bool = True
+
+    def __post_init__(self):
+        for name, lo in (("shard_size", 1), ("group_size", 1), ("groups_per_batch", 1), ("num_workers", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"PipelineConfig.{name} must be an integer >= {lo}, got {v!r}")
+        t = self.score_threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:  # also refuses NaN
+            raise ValueError(f"PipelineConfig.score_threshold must be a number in [0, 1], got {t!r}")
 
 
 def _dist():
@@ -516,12 +527,24 @@ class PseudoLabelPipeline:
             "issue_examples": issues.examples,
         }
 
+    def remove_stale_temp_files(self) -> None:
+        """Delete the temporary files that a killed run left in the output folders (never those of a
+        process still writing)."""
+        removed = []
+        for d in [self.cfg.output_dir] + [self._path(stage) for stage in ("index",) + STAGES[:-1]]:
+            if os.path.isdir(d):
+                removed += remove_stale_temp_files(d)
+        if removed:
+            logger.info("[rank %d] removed %d temporary file(s) left by an interrupted run, e.g. %s", self.rank,
+                        len(removed), removed[0])
+
     # ------------------------------------------------------------------ driver
     def run(self, stages: Sequence[str] = STAGES) -> dict | None:
         """Run the requested stages in pipeline order (the index is built first when missing)."""
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose from {STAGES}")
+        self.remove_stale_temp_files()
         self.build_index()
         summary = None
         for stage in STAGES:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["INPUT_ERRORS", "run_cli", "finite_float", "float_in", "unit_interval", "nonnegative_float",
-           "positive_float", "int_at_least", "positive_int", "nonnegative_int", "top_k"]
+           "positive_float", "int_at_least", "positive_int", "nonnegative_int"]
 
 #: Errors that mean "the input is bad" (a file, a field, a shape); anything else is a bug and keeps its traceback.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, EOFError)
@@ -110,6 +110,3 @@ positive_int.__name__ = "positive integer"
 #: An integer >= 0.
 nonnegative_int = int_at_least(0)
 nonnegative_int.__name__ = "non-negative integer"
-#: A top-k cut: an integer >= 0, where 0 means "no cap".
-top_k = int_at_least(0)
-top_k.__name__ = "top-k (0 = no cap)"
