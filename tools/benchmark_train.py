@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     for k, v in figures.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     if args.json:
-        atomic_write_json(args.json, figures)
+        atomic_write_json(args.json, figures, nan="null")
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's rlipv2
 
@@ -33,6 +32,7 @@ def main(argv=None) -> int:
 
     from rlipv2.modeling.checkpoint_conversion import convert_official_state_dict, truncate_queries
     from rlipv2.utils.cli import positive_int
+    from rlipv2.utils.file_io import atomic_torch_save
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input")
@@ -56,16 +56,7 @@ def main(argv=None) -> int:
         new = truncate_queries(new, args.num_queries, args.truncation)
     official_args = vars(ckpt["args"]) if isinstance(ckpt.get("args"), argparse.Namespace) else {}
     official_args = {k: v for k, v in official_args.items() if isinstance(v, (int, float, str, bool, type(None)))}
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"model": new, "official_args": official_args}, tmp)
-        os.replace(tmp, args.output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_torch_save({"model": new, "official_args": official_args}, args.output)  # keeps the umask's mode
     print(f"converted {len(new)} tensors, dropped {len(dropped)} (aliases, position_ids), "
           f"unmapped {len(unmapped)} -> {args.output}")
     for k in unmapped:

@@ -7,8 +7,14 @@
 
 Writes, into --output, one drawing per image (``<name>.jpg``: subject boxes in blue, object boxes
 in orange, a line per relation with its label and score) and ``triplets.json``
-(``{"objects", "relations", "images": [{"file_name", "height", "width", "triplets": [...]}]}``).
-Every file is written atomically. The trailing ``key=value`` pairs override the config.
+(``{"objects", "relations", "images": [{"file_name", "height", "width", "triplets": [...]}],
+"skipped": [{"file_name", "error"}]}``). Every file is written atomically. The trailing ``key=value``
+pairs override the config.
+
+An image that cannot be read (corrupt, or above --max-pixels: 64 megapixels by default) is skipped and
+listed under ``skipped``; the others are still processed and ``triplets.json`` is still written. The exit
+status is 0 when at least one image was processed, 2 otherwise. Large images are shrunk right after
+decoding to the test resolution; boxes are reported in the original image's pixels.
 """
 import argparse
 import io
@@ -21,6 +27,7 @@ from PIL import Image
 
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
+from rlipv2.utils.image_io import MAX_IMAGE_PIXELS
 from rlipv2.utils.visualizer import draw_relation_triplets
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -45,6 +52,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=positive_int, default=1333, help="test resize: longest side cap")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
+    p.add_argument("--max-pixels", type=positive_int, default=None,
+                   help=f"refuse images above this many pixels (default {MAX_IMAGE_PIXELS:,}, or "
+                        "$RLIPV2_MAX_IMAGE_PIXELS)")
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     return p
@@ -64,6 +74,20 @@ def list_images(path: str) -> list[str]:
     return [path]
 
 
+def _scaled_boxes(triplets: list[dict], r: float) -> list[dict]:
+    """Copies of ``triplets`` with their boxes multiplied by ``r`` (to draw on a shrunk image)."""
+    if r == 1.0:
+        return triplets
+    out = []
+    for t in triplets:
+        t = dict(t)
+        for key in ("subject", "object"):
+            if t.get(key) is not None:
+                t[key] = dict(t[key], box=[v * r for v in t[key]["box"]])
+        out.append(t)
+    return out
+
+
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = logging.getLogger("rlipv2")
@@ -81,15 +105,23 @@ def main(argv=None) -> int:
         nms_thresh=args.nms_thresh,
         device=args.device,
         truncate_queries=args.truncate_queries,
+        max_pixels=args.max_pixels,
     )
     os.makedirs(args.output, exist_ok=True)
-    results = []
+    results, skipped = [], []
     used_names: set[str] = set()
     for path in list_images(args.input):
-        result = predictor(path, objects, relations)
-        image, _ = predictor.read_image(path)
+        try:
+            result = predictor(path, objects, relations)
+            image, _ = predictor.read_image(path)  # possibly shrunk: the boxes are scaled to it for drawing
+        except ValueError as e:  # unreadable, too large, unsupported bit depth: skip it, report it
+            logger.warning(f"skipped {path}: {e}")
+            skipped.append({"file_name": path, "error": str(e)})
+            continue
+        r = image.shape[0] / max(1, result["height"])
         scale = max(1.0, args.draw_min_size / max(1, min(image.shape[:2])))
-        drawing = draw_relation_triplets(image, result["triplets"], max_triplets=args.max_draw, scale=scale)
+        drawing = draw_relation_triplets(image, _scaled_boxes(result["triplets"], r), max_triplets=args.max_draw,
+                                         scale=scale)
         stem = os.path.splitext(os.path.basename(path))[0]
         name, k = f"{stem}.jpg", 1
         while name in used_names:  # a.png and a.jpg in the same directory
@@ -103,9 +135,16 @@ def main(argv=None) -> int:
         logger.info(f"{path}: {len(result['triplets'])} triplets -> {name}")
     atomic_write_json(
         os.path.join(args.output, "triplets.json"),
-        {"objects": objects, "relations": relations, "score_thresh": args.score_thresh, "images": results},
+        {"objects": objects, "relations": relations, "score_thresh": args.score_thresh, "images": results,
+         "skipped": skipped},
+        nan="null",
     )
-    logger.info(f"wrote {len(results)} drawings and triplets.json to {args.output}")
+    logger.info(f"wrote {len(results)} drawings and triplets.json to {args.output}"
+                + (f"; skipped {len(skipped)} unreadable image(s): {', '.join(s['file_name'] for s in skipped)}"
+                   if skipped else ""))
+    if not results:
+        print(f"demo.py: error: no image could be processed ({skipped[0]['error']})", file=sys.stderr)
+        return 2
     return 0
 
 

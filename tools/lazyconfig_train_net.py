@@ -20,6 +20,7 @@ Multi-process runs use Detectron2's ``launch``: NCCL on GPUs, gloo on CPU.
 """
 import logging
 import os
+import sys
 
 from detectron2.config import LazyConfig, instantiate
 from detectron2.engine import default_argument_parser, launch
@@ -28,16 +29,20 @@ from detectron2.utils import comm
 from omegaconf import OmegaConf
 
 from rlipv2.engine import (
+    CheckpointMismatchError,
     EMAHook,
     ModelEMA,
     RLIPv2Checkpointer,
     RLIPv2Trainer,
+    UnsafeCheckpointError,
     build_train_hooks,
     create_ddp_model,
     default_setup,
     fill_dataset_size,
     resolve_device,
 )
+from rlipv2.schemas.checkpoint import check_resume_iteration
+from rlipv2.schemas.core import SchemaError
 from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json
 
 logger = logging.getLogger("rlipv2")
@@ -154,6 +159,7 @@ def do_train(args, cfg):
         ema.reset(model)  # average from the initial (or init_checkpoint) weights
     if args.resume and checkpointer.has_checkpoint():
         # The checkpoint stores the iteration that just finished: start at the next one.
+        check_resume_iteration(trainer.iter, max_iter, checkpointer.get_checkpoint_file())
         start_iter = trainer.iter + 1
     else:
         start_iter = 0
@@ -182,7 +188,7 @@ def do_eval_only(cfg):
     results = do_test(cfg, model, ema)
     output_dir = _get(cfg, "train.output_dir")
     if comm.is_main_process() and output_dir:
-        atomic_write_json(os.path.join(output_dir, "eval_results.json"), results)
+        atomic_write_json(os.path.join(output_dir, "eval_results.json"), results, nan="null")
     return results
 
 
@@ -207,14 +213,20 @@ def main(args):
 
 def invoke_main() -> None:
     args = default_argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except (SchemaError, CheckpointMismatchError, UnsafeCheckpointError) as e:  # bad input: one clear line
+        if os.environ.get("RLIPV2_TRACEBACK", "0") not in ("", "0"):
+            raise
+        print(f"lazyconfig_train_net.py: error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, BoxMode, Instances
-from PIL import Image
 
+from ..utils.image_io import read_image_rgb
 from .datasets.common import Problem, RelationDataError
 from .transforms import OFFICIAL_TRAIN_SCALES, build_relation_augmentations
 
@@ -59,9 +59,10 @@ def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
 
     EXIF orientation is ignored on purpose: the official loaders (PIL ``Image.open``) and the box
     annotations use the stored pixel layout (Detectron2's ``read_image`` would rotate such images).
+    16-bit and float images are converted to 8 bits, and images above the pixel limit refused, by
+    :func:`rlipv2.utils.image_io.read_image_rgb`.
     """
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"))
+    arr = read_image_rgb(path)
     if image_format == "BGR":
         arr = arr[:, :, ::-1]
     elif image_format != "RGB":

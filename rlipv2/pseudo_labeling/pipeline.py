@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from rlipv2.utils.file_io import remove_stale_temp_files
+from rlipv2.utils.image_io import read_image_rgb
 
 from .captions import Captioner, build_captioner, clean_captions, load_captions_json
 from .detection import ImageRecord, image_key, load_detection_json
@@ -592,9 +593,8 @@ class _ImageDataset(torch.utils.data.Dataset):
         from PIL import Image
 
         path = self.paths[i]
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
+        try:  # any bit depth -> 8-bit RGB; images above the pixel limit are refused
+            im = Image.fromarray(read_image_rgb(path))
         except (OSError, ValueError) as e:
             return r, None, f"{path} ({e.__class__.__name__}: {e})"
         warning = None

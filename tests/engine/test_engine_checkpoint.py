@@ -188,7 +188,8 @@ def test_strict_load_refuses_wrong_architecture(tmp_path):
     torch.save({"model": {"foo.weight": torch.zeros(2)}}, str(path))
     with pytest.raises(CheckpointMismatchError, match=r"missing from the checkpoint.*unknown to the model"):
         RLIPv2Checkpointer(_model(), strict=True).load(str(path))
-    RLIPv2Checkpointer(_model()).load(str(path))  # non-strict (initialisation): warns only
+    with pytest.raises(CheckpointMismatchError, match=r"other.pth' sets none of the 19 weights"):
+        RLIPv2Checkpointer(_model()).load(str(path))  # non-strict (initialisation): no weight at all is an error
     good = tmp_path / "good.pth"
     torch.save({"model": _model(seed=4).state_dict()}, str(good))
     m = _model(seed=9)
