@@ -27,7 +27,7 @@ from PIL import Image
 
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
-from rlipv2.utils.image_io import MAX_IMAGE_PIXELS
+from rlipv2.utils.image_io import MAX_IMAGE_PIXELS, UnreadableImageError
 from rlipv2.utils.visualizer import draw_relation_triplets
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         try:
             result = predictor(path, objects, relations)
             image, _ = predictor.read_image(path)  # possibly shrunk: the boxes are scaled to it for drawing
-        except ValueError as e:  # unreadable, too large, unsupported bit depth: skip it, report it
+        except UnreadableImageError as e:  # corrupt, too large, unsupported bit depth: skip it, report it
             logger.warning(f"skipped {path}: {e}")
             skipped.append({"file_name": path, "error": str(e)})
             continue

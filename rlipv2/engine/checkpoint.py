@@ -112,7 +112,9 @@ def safe_torch_load(path_or_file: Any, *, extra_safe_globals: Sequence = (), nam
             raise SchemaError(f"checkpoint '{name}' is corrupt (unreadable pickle data: "
                               f"{_last_line(str(e))})") from None
         raise UnsafeCheckpointError(_unsafe_message(name, str(e))) from None
-    except (RuntimeError, EOFError, OSError) as e:  # truncated zip members, short reads
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on damaged files; all are "corrupt"
         raise SchemaError(f"checkpoint '{name}' is truncated or corrupt ({type(e).__name__}: "
                           f"{_last_line(str(e))})") from None
 

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torchvision.ops import box_iou
 
-from ..utils.image_io import read_image_rgb
+from ..utils.image_io import UnreadableImageError, read_image_rgb
 from .checkpoint import RLIPv2Checkpointer
 from .defaults import resolve_device
 
@@ -260,7 +260,7 @@ class RelationPredictor:
                 img, size = read_image_rgb(path, max_pixels=self.max_pixels, reduce_to=self.min_size,
                                            apply_exif=True, with_original_size=True)
             except Exception as e:
-                raise ValueError(f"cannot read image '{path}': {e}") from e
+                raise UnreadableImageError(f"cannot read image '{path}': {e}") from e
             return img, path, size
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3:

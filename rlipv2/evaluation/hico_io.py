@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -282,10 +283,13 @@ class NpzReader:
     def _member_bytes(self, key, info):
         off, method, size, zinfo = info
         check_declared_size(self.path, key, size)  # before anything is read or inflated (zip bombs)
-        if method != zipfile.ZIP_STORED:
-            if self._zip is None:
-                self._zip = zipfile.ZipFile(self.path)
-            return memoryview(self._zip.read(zinfo or key + ".npy"))
+        if method != zipfile.ZIP_STORED or zinfo is not None:  # compressed, or laid out for zipfile only
+            try:
+                if self._zip is None:
+                    self._zip = zipfile.ZipFile(self.path)
+                return memoryview(self._zip.read(zinfo or key + ".npy"))
+            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+                raise ValueError(f"{self.path}: cannot read member {key!r} (truncated or corrupt?): {e}") from None
         local = os.pread(self._fd, 30, off)
         if local[:4] != b"PK\x03\x04":
             raise ValueError(f"{self.path}: corrupt zip member {key}")

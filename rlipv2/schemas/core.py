@@ -151,10 +151,10 @@ def check_positive_int(value: Any) -> int:
 
 #: A positive integer (an image side); 480.0 is accepted, 480.5 and "480" are not.
 PositiveInt = Annotated[Any, PlainValidator(check_positive_int)]
-#: A finite number.
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-#: A confidence or score: finite, in [0, 1].
-Confidence = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+#: A finite number (a JSON number: "3" or true are refused).
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+#: A confidence or score: a finite number in [0, 1].
+Confidence = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 #: An absolute box [x1, y1, x2, y2]: finite, ordered.
 BoxXYXY = Annotated[list, PlainValidator(check_box_xyxy)]
 #: An image path relative to its image root.

@@ -22,10 +22,15 @@ import os
 import numpy as np
 from PIL import Image
 
-__all__ = ["MAX_IMAGE_PIXELS", "max_image_pixels", "open_image", "pil_to_rgb8", "read_image_rgb"]
+__all__ = ["MAX_IMAGE_PIXELS", "UnreadableImageError", "max_image_pixels", "open_image", "pil_to_rgb8",
+           "read_image_rgb"]
 
 #: Default limit on width x height (64 megapixels): a 10000 x 10000 image (100 MP) is refused.
 MAX_IMAGE_PIXELS = 64_000_000
+
+
+class UnreadableImageError(ValueError):
+    """An image file that cannot be used: missing, corrupt, too large, or of an unsupported bit depth."""
 
 
 def max_image_pixels(override: int | None = None) -> int:
@@ -93,12 +98,10 @@ def read_image_rgb(path: str | os.PathLike, *, max_pixels: int | None = None, re
     """
     path = os.fspath(path)
     with open_image(path, max_pixels) as im:
-        if apply_exif:
+        if apply_exif and im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: rotate (decodes in full)
             from PIL import ImageOps
 
-            rotated = ImageOps.exif_transpose(im)
-            if rotated is not im:  # (a decoded copy; the limit was checked on the header above)
-                im = rotated
+            im = ImageOps.exif_transpose(im)
         size = (im.size[1], im.size[0])
         factor = 1
         if reduce_to:
