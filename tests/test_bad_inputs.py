@@ -1029,3 +1029,11 @@ def test_argparse_types_reject_nan_and_ranges():
         with pytest.raises(argparse.ArgumentTypeError):
             parse(bad)
     assert unit_interval("0.7") == 0.7 and positive_int("3") == 3
+
+
+@pytest.mark.slow  # the whole probe corpus (~420 cases, ~30 s)
+def test_probe_corpus_is_fully_handled(tmp_path):
+    p = _run([REPO / "tools" / "probe_bad_inputs.py", "--seeds", "4", "--json", tmp_path / "probe.json"], tmp_path,
+             timeout=600)
+    counts = json.loads((tmp_path / "probe.json").read_text())["counts"]
+    assert p.returncode == 0 and set(counts) == {"handled"} and counts["handled"] > 400, p.stdout[-3000:]

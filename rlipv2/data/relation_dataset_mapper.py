@@ -19,7 +19,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, BoxMode, Instances
 
-from ..utils.image_io import read_image_rgb
+from ..utils.image_io import UnreadableImageError, read_image_rgb
 from .datasets.common import Problem, RelationDataError
 from .transforms import OFFICIAL_TRAIN_SCALES, build_relation_augmentations
 
@@ -203,7 +203,9 @@ class RelationDatasetMapper:
             image = read_image(d["file_name"], self.image_format)
         except FileNotFoundError as e:
             return self._bad(d, "file_name", f"image file not found: {d['file_name']}", "missing_image", e)
-        except Exception as e:  # PIL.UnidentifiedImageError, truncated files, ...
+        except UnreadableImageError as e:  # corrupt, truncated, too large, unsupported bit depth (names the file)
+            return self._bad(d, "file_name", str(e), "corrupt_image", e)
+        except Exception as e:  # anything else PIL raises
             return self._bad(d, "file_name", f"cannot decode image {d['file_name']}: {e}", "corrupt_image", e)
         h0, w0 = image.shape[:2]
         if "height" in d and "width" in d and (d["height"], d["width"]) != (h0, w0):

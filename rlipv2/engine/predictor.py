@@ -259,7 +259,9 @@ class RelationPredictor:
             try:
                 img, size = read_image_rgb(path, max_pixels=self.max_pixels, reduce_to=self.min_size,
                                            apply_exif=True, with_original_size=True)
-            except Exception as e:
+            except UnreadableImageError:
+                raise
+            except Exception as e:  # a missing file, or anything PIL raises
                 raise UnreadableImageError(f"cannot read image '{path}': {e}") from e
             return img, path, size
         img = np.asarray(image)

@@ -52,7 +52,7 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.
     limit = max_image_pixels(max_pixels)
     if w * h > limit:
         im.close()
-        raise ValueError(f"image '{path}' is {w}x{h} = {w * h:,} pixels, above the limit of {limit:,} "
+        raise UnreadableImageError(f"image '{path}' is {w}x{h} = {w * h:,} pixels, above the limit of {limit:,} "
                          "(set $RLIPV2_MAX_IMAGE_PIXELS, or --max-pixels in tools/demo.py, to raise it)")
     return im
 
@@ -64,18 +64,18 @@ def pil_to_rgb8(im: Image.Image, name: str = "<image>") -> np.ndarray:
         arr = np.asarray(im)
         if mode == "F":
             if not np.isfinite(arr).all():
-                raise ValueError(f"image '{name}' is a 32-bit float image with NaN or inf pixels")
+                raise UnreadableImageError(f"image '{name}' is a 32-bit float image with NaN or inf pixels")
             lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
             if lo < 0.0 or hi > 1.0:
-                raise ValueError(f"image '{name}' is a 32-bit float image with values in [{lo:g}, {hi:g}]; only "
-                                 "floats in [0, 1] are converted: save it as an 8-bit (or 16-bit) image")
+                raise UnreadableImageError(f"image '{name}' is a 32-bit float image with values in [{lo:g}, {hi:g}]; "
+                                           "only floats in [0, 1] are converted: save it as an 8-bit image")
             gray = np.round(arr * 255.0).astype(np.uint8)
         else:
             arr = arr.astype(np.int64, copy=False)
             lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
             if lo < 0 or hi > 65535:
-                raise ValueError(f"image '{name}' is a 32-bit integer image with values in [{lo}, {hi}]; "
-                                 "only 16-bit ranges [0, 65535] are converted: save it as an 8-bit image")
+                raise UnreadableImageError(f"image '{name}' is a 32-bit integer image with values in [{lo}, {hi}]; "
+                                           "only 16-bit ranges [0, 65535] are converted: save it as an 8-bit image")
             gray = (arr >> 8).astype(np.uint8) if (mode.startswith("I;16") or hi > 255) else arr.astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode != "RGB":
@@ -95,22 +95,31 @@ def read_image_rgb(path: str | os.PathLike, *, max_pixels: int | None = None, re
             default: dataset images keep their stored orientation, as the official loaders and the
             annotation boxes do.
         with_original_size: also return the (height, width) of the full-size (rotated) image.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnreadableImageError (a ValueError naming the file): corrupt, too large, unsupported bit depth.
     """
     path = os.fspath(path)
-    with open_image(path, max_pixels) as im:
-        if apply_exif and im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: rotate (decodes in full)
-            from PIL import ImageOps
+    try:
+        with open_image(path, max_pixels) as im:
+            if apply_exif and im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: rotate (decodes in full)
+                from PIL import ImageOps
 
-            im = ImageOps.exif_transpose(im)
-        size = (im.size[1], im.size[0])
-        factor = 1
-        if reduce_to:
-            factor = max(1, min(im.size) // int(reduce_to))
-            if factor >= 2 and im.format == "JPEG":
-                im.draft("RGB", (im.size[0] // factor, im.size[1] // factor))  # decode at reduced scale
+                im = ImageOps.exif_transpose(im)
+            size = (im.size[1], im.size[0])
+            factor = 1
+            if reduce_to:
                 factor = max(1, min(im.size) // int(reduce_to))
-        im.load()
-        if factor >= 2:
-            im = im.reduce(factor)
-        arr = np.ascontiguousarray(pil_to_rgb8(im, path))
+                if factor >= 2 and im.format == "JPEG":
+                    im.draft("RGB", (im.size[0] // factor, im.size[1] // factor))  # decode at reduced scale
+                    factor = max(1, min(im.size) // int(reduce_to))
+            im.load()
+            if factor >= 2:
+                im = im.reduce(factor)
+            arr = np.ascontiguousarray(pil_to_rgb8(im, path))
+    except (UnreadableImageError, FileNotFoundError):
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # corrupt or truncated files
+        raise UnreadableImageError(f"cannot read image '{path}': {e}") from e
     return (arr, size) if with_original_size else arr
