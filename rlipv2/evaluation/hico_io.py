@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..schemas.core import gc_paused
 from ..schemas.hico import HICO_SCHEMA
 from ..schemas.oi import check_id_list
 from ..schemas.predictions import check_declared_size, parse_npy_header
@@ -49,7 +50,7 @@ __all__ = [
 
 def load_json(path):
     try:
-        with open(path) as f:
+        with open(path) as f, gc_paused():
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None

@@ -18,7 +18,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
 
-from ...schemas.core import Problem, SchemaError, box_outside_image
+from ...schemas.core import Problem, SchemaError, box_outside_image, gc_paused
 from ...schemas.vocabulary import read_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def load_json(path: str | os.PathLike, what: str = "") -> Any:
     """Read a JSON file; a missing file or malformed JSON gives an error naming the file."""
     require_file(path, what)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f, gc_paused():
             return json.load(f)
     except json.JSONDecodeError as e:
         raise RelationDataError(Problem("malformed_json", str(path), None, "<file>", f"malformed JSON: {e}")) from e

@@ -21,6 +21,7 @@ from typing import Any
 from detectron2.structures import BoxMode
 from PIL import Image
 
+from ...schemas.core import gc_paused
 from ...schemas.hico import hoi_record_schema
 from .common import Problem, ProblemSink, check_box, load_json
 
@@ -100,6 +101,15 @@ def load_hoi_json(
         allow_outside_root: accept image paths that are absolute or contain ``..``.
         object_vocabulary / predicate_vocabulary: descriptions of the vocabularies for messages (size, source).
     """
+    with gc_paused():  # millions of small acyclic objects: collections would cost as much as the parsing
+        return _load_hoi_json(json_file, image_root, object_id_map, predicate_id_map, relation_key,
+                              allow_missing_object, image_id_mode, dataset_name, read_sizes, sink, entries, tolerate,
+                              allow_outside_root, object_vocabulary, predicate_vocabulary)
+
+
+def _load_hoi_json(json_file, image_root, object_id_map, predicate_id_map, relation_key, allow_missing_object,
+                   image_id_mode, dataset_name, read_sizes, sink, entries, tolerate, allow_outside_root,
+                   object_vocabulary, predicate_vocabulary) -> list[dict]:
     sink = sink or ProblemSink.default(tolerate)
     if entries is None:
         entries = load_json(json_file, "Download the annotation files named in datasets/README.md.")

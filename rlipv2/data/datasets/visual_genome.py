@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from detectron2.structures import BoxMode
 
+from ...schemas.core import gc_paused
 from ...schemas.vg import VG_SCHEMA
 from .common import (
     LazyMetadata,
@@ -123,6 +124,13 @@ def load_vg_json(
     Returns:
         (dicts, (object_names, object_freq, predicate_names, predicate_freq)).
     """
+    with gc_paused():  # millions of small acyclic objects: collections would cost as much as the parsing
+        return _load_vg_json(json_file, image_root, dataset_name, image_source, relation_threshold, read_sizes,
+                             sink, entries, vocab, tolerate, allow_outside_root)
+
+
+def _load_vg_json(json_file, image_root, dataset_name, image_source, relation_threshold, read_sizes, sink, entries,
+                  vocab, tolerate, allow_outside_root):
     sink = sink or ProblemSink.default(tolerate)
     hint = VG_DOWNLOAD_HINT if image_source == "vg" else PSEUDO_DOWNLOAD_HINT
     if entries is None:
