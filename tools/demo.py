@@ -28,7 +28,7 @@ from PIL import Image
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
 from rlipv2.utils.image_io import MAX_IMAGE_PIXELS, UnreadableImageError
-from rlipv2.utils.visualizer import draw_relation_triplets
+from rlipv2.utils.visualizer import draw_relation_triplets, scale_triplet_boxes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -74,20 +74,6 @@ def list_images(path: str) -> list[str]:
     return [path]
 
 
-def _scaled_boxes(triplets: list[dict], r: float) -> list[dict]:
-    """Copies of ``triplets`` with their boxes multiplied by ``r`` (to draw on a shrunk image)."""
-    if r == 1.0:
-        return triplets
-    out = []
-    for t in triplets:
-        t = dict(t)
-        for key in ("subject", "object"):
-            if t.get(key) is not None:
-                t[key] = dict(t[key], box=[v * r for v in t[key]["box"]])
-        out.append(t)
-    return out
-
-
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = logging.getLogger("rlipv2")
@@ -120,7 +106,7 @@ def main(argv=None) -> int:
             continue
         r = image.shape[0] / max(1, result["height"])
         scale = max(1.0, args.draw_min_size / max(1, min(image.shape[:2])))
-        drawing = draw_relation_triplets(image, _scaled_boxes(result["triplets"], r), max_triplets=args.max_draw,
+        drawing = draw_relation_triplets(image, scale_triplet_boxes(result["triplets"], r), max_triplets=args.max_draw,
                                          scale=scale)
         stem = os.path.splitext(os.path.basename(path))[0]
         name, k = f"{stem}.jpg", 1
