@@ -1037,3 +1037,12 @@ def test_probe_corpus_is_fully_handled(tmp_path):
              timeout=600)
     counts = json.loads((tmp_path / "probe.json").read_text())["counts"]
     assert p.returncode == 0 and set(counts) == {"handled"} and counts["handled"] > 400, p.stdout[-3000:]
+
+
+def test_vg_paths_use_fields_outside_the_schema(tmp_path):
+    """The schema keeps the fields it checks; image paths still see the raw entry (COCO ``data_split``)."""
+    e = vg_entries(confidence=True)
+    e[1]["data_split"] = "val2017"
+    dicts = _vg(e, tmp_path, image_source="coco2017")
+    assert [d["file_name"] for d in dicts] == [str(tmp_path / "train2017" / "000000000007.jpg"),
+                                                str(tmp_path / "val2017" / "000000000008.jpg")]

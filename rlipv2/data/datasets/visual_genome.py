@@ -145,8 +145,8 @@ def _load_vg_json(json_file, image_root, dataset_name, image_source, relation_th
         sink.add(p)
     paths: dict[int, str | None] = {}
     for i, rec in result.records:
-        try:
-            paths[i] = resolve(rec, image_root)
+        try:  # from the raw entry: the path may use fields outside the schema (data_split)
+            paths[i] = resolve(entries[i], image_root)
         except (KeyError, TypeError, ValueError):
             paths[i] = None
     need = [i for i, rec in result.records if paths[i] is not None and "height" not in rec]
