@@ -32,13 +32,14 @@ from .core import (
     RecordSchema,
     SchemaError,
     ValidationResult,
+    ZeroOrOne,
     custom_error,
     short_repr,
     validate_records,
 )
 from .vg import Label, RefId
 
-__all__ = ["COCO_IMAGE_SCHEMA", "COCO_CATEGORY_SCHEMA", "COCO_ANNOTATION_SCHEMA", "check_detection_file",
+__all__ = ["COCO_IMAGE_SCHEMA", "COCO_CATEGORY_SCHEMA", "COCO_ANNOTATION_SCHEMA", "BoxXYWH", "check_detection_file",
            "validate_detection_annotations", "parse_captions"]
 
 
@@ -53,10 +54,8 @@ def check_box_xywh(value: Any) -> list[float]:
     return [float(v) for v in value]
 
 
-def _crowd(value: Any) -> int:
-    if value in (0, 1) and not isinstance(value, float):
-        return int(value)
-    raise custom_error("malformed_record", f"must be 0 or 1, got {short_repr(value)}")
+#: A COCO box [x, y, w, h]: four finite numbers.
+BoxXYWH = Annotated[list, PlainValidator(check_box_xywh)]
 
 
 class COCOImage(TypedDict):
@@ -73,9 +72,9 @@ class COCOCategory(TypedDict):
 
 class COCOAnnotation(TypedDict):
     image_id: RefId
-    bbox: Annotated[list, PlainValidator(check_box_xywh)]
+    bbox: BoxXYWH
     category_id: Id
-    iscrowd: NotRequired[Annotated[Any, PlainValidator(_crowd)]]
+    iscrowd: NotRequired[ZeroOrOne]
     score: NotRequired[Confidence]
 
 

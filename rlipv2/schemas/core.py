@@ -30,6 +30,7 @@ __all__ = [
     "ClassId",
     "Index",
     "PositiveInt",
+    "ZeroOrOne",
     "Confidence",
     "FiniteFloat",
     "BoxXYXY",
@@ -155,6 +156,17 @@ def check_positive_int(value: Any) -> int:
 
 #: A positive integer (an image side); 480.0 is accepted, 480.5 and "480" are not.
 PositiveInt = Annotated[Any, PlainValidator(check_positive_int)]
+
+
+def check_zero_or_one(value: Any) -> int:
+    """A 0/1 flag (COCO ``iscrowd``, ``ignore``): 0, 1, false or true (pydantic validator)."""
+    if value in (0, 1) and not isinstance(value, float):
+        return int(value)
+    raise custom_error("malformed_record", f"must be 0 or 1, got {short_repr(value)}")
+
+
+#: A 0/1 flag.
+ZeroOrOne = Annotated[Any, PlainValidator(check_zero_or_one)]
 #: A finite number (a JSON number: "3" or true are refused).
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 #: A confidence or score: a finite number in [0, 1].

@@ -21,7 +21,8 @@ import numpy as np
 from pydantic import PlainValidator
 from typing_extensions import NotRequired, TypedDict
 
-from .core import FiniteFloat, Id, RecordSchema, SchemaError, custom_error, short_repr
+from .coco import BoxXYWH
+from .core import FiniteFloat, Id, PositiveInt, RecordSchema, SchemaError, ZeroOrOne, custom_error, short_repr
 from .vg import Label
 
 __all__ = ["VCOCO_ACTION_SCHEMA", "check_vcoco_actions", "check_coco_instances", "check_detection_ids"]
@@ -73,38 +74,19 @@ def check_vcoco_actions(data: Any, path: str) -> list[dict]:
     return [r for _, r in res.records]
 
 
-def _xywh(value: Any) -> list[float]:
-    if not isinstance(value, list) or len(value) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value):
-        raise custom_error("malformed_box", f"expected 4 finite numbers [x, y, w, h], got {short_repr(value)}")
-    return value
-
-
-def _positive(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-        raise custom_error("malformed_record", f"must be a positive number, got {short_repr(v)}")
-    return v
-
-
-def _zero_one(v):
-    if v in (0, 1) and not isinstance(v, float):
-        return int(v)
-    raise custom_error("malformed_record", f"must be 0 or 1, got {short_repr(v)}")
-
-
 class COCOImageSize(TypedDict):
     id: Id
-    width: Annotated[Any, PlainValidator(_positive)]
-    height: Annotated[Any, PlainValidator(_positive)]
+    width: PositiveInt
+    height: PositiveInt
 
 
 class COCOInstance(TypedDict):
     id: Id
     image_id: Id
     category_id: Id
-    bbox: Annotated[Any, PlainValidator(_xywh)]
+    bbox: BoxXYWH
     area: FiniteFloat
-    ignore: NotRequired[Annotated[Any, PlainValidator(_zero_one)]]
+    ignore: NotRequired[ZeroOrOne]
 
 
 class COCOCategoryId(TypedDict):

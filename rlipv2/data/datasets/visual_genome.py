@@ -144,7 +144,7 @@ def _load_vg_json(json_file, image_root, dataset_name, image_source, relation_th
     for p in result.problems:
         sink.add(p)
     paths: dict[int, str | None] = {}
-    for i, rec in result.records:
+    for i, _ in result.records:
         try:  # from the raw entry: the path may use fields outside the schema (data_split)
             paths[i] = resolve(entries[i], image_root)
         except (KeyError, TypeError, ValueError):
