@@ -79,6 +79,9 @@ def benchmarks(quick: bool, workdir: str) -> list[dict]:
              args=["--images", "20", "--captions-per-image", "5"] if q else ["--images", "200",
                                                                              "--captions-per-image", "10"],
              timeout=1200),
+        dict(name="schemas", what="schema check of 40k-image HICO-DET / VG files vs their json.load",
+             script="benchmark_schemas.py", args=["--images", "2000", "--repeats", "1"] if q else [],
+             timeout=900),
     ]
     for b in out:
         if b["name"] == "training step":
