@@ -1046,3 +1046,13 @@ def test_vg_paths_use_fields_outside_the_schema(tmp_path):
     dicts = _vg(e, tmp_path, image_source="coco2017")
     assert [d["file_name"] for d in dicts] == [str(tmp_path / "train2017" / "000000000007.jpg"),
                                                 str(tmp_path / "val2017" / "000000000008.jpg")]
+
+
+def test_objects365_id_to_path_map_keeps_paths_under_the_root(tmp_path):
+    from rlipv2.pseudo_labeling.pipeline import _read_id_to_path
+
+    (tmp_path / "map.json").write_text(json.dumps({"1": "images/a.jpg", "2": "../../etc/passwd"}))
+    with pytest.raises(ValueError, match=r"map.json: image '2': the path must be relative"):
+        _read_id_to_path(str(tmp_path / "map.json"))
+    (tmp_path / "map.json").write_text(json.dumps({"1": "images/a.jpg"}))
+    assert _read_id_to_path(str(tmp_path / "map.json")) == {"1": "images/a.jpg"}

@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from rlipv2.schemas.core import path_escapes_root
 from rlipv2.utils.file_io import remove_stale_temp_files
 from rlipv2.utils.image_io import read_image_rgb
 
@@ -329,8 +330,7 @@ class PseudoLabelPipeline:
     def _image_path(self, r: ImageRecord) -> str:
         if self.cfg.image_id_to_filepath:
             if not hasattr(self, "_id2path"):
-                self._id2path = {image_key(k): v for k, v in
-                                 read_json(self.cfg.image_id_to_filepath, "image_id_to_filepath file").items()}
+                self._id2path = _read_id_to_path(self.cfg.image_id_to_filepath)
             rel = self._id2path.get(image_key(r.image_id), r.file_name)
         else:
             rel = r.file_name
@@ -558,6 +558,18 @@ class PseudoLabelPipeline:
                 getattr(self, f"run_{stage}")()
         self.barrier()
         return summary
+
+
+def _read_id_to_path(path: str) -> dict[str, str]:
+    """``{image_id: relative path}`` (Objects365's image_id_to_filepath.json); paths must stay under the root."""
+    data = read_json(path, "image_id_to_filepath file")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object {{image_id: relative path}}")
+    for k, v in data.items():
+        if not isinstance(v, str) or not v or path_escapes_root(v):
+            raise ValueError(f"{path}: image {k!r}: the path must be relative to --image-root without '..', "
+                             f"got {v!r}")
+    return {image_key(k): v for k, v in data.items()}
 
 
 def _with_device(kwargs: dict) -> dict:

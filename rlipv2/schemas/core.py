@@ -42,6 +42,7 @@ __all__ = [
     "field_path",
     "check_box_xyxy",
     "check_image_path",
+    "path_escapes_root",
     "box_outside_image",
     "short_repr",
     "gc_paused",
@@ -122,16 +123,19 @@ _NUMBER = (int, float)  # exact types: bool (a subclass of int) is not a coordin
 _isfinite = math.isfinite
 
 
+def path_escapes_root(path: str) -> bool:
+    """True for a path that is absolute (POSIX, UNC or a drive letter) or has a ``..`` component."""
+    return (path.startswith(("/", "\\")) or os.path.isabs(path) or (len(path) > 1 and path[1] == ":")
+            or (".." in path and ".." in path.replace("\\", "/").split("/")))
+
+
 def check_image_path(value: Any, info) -> str:
     """A relative path that stays under its image root (no absolute path, no ``..``), unless the
     validation context has ``allow_outside_root=True``."""
     if not isinstance(value, str) or not value:
         raise custom_error("malformed_record", f"must be a non-empty string, got {short_repr(value)}")
     ctx = info.context or {}
-    if not ctx.get("allow_outside_root", False) and (
-        value.startswith(("/", "\\")) or os.path.isabs(value) or (len(value) > 1 and value[1] == ":")
-        or (".." in value and ".." in value.replace("\\", "/").split("/"))
-    ):
+    if not ctx.get("allow_outside_root", False) and path_escapes_root(value):
         raise custom_error(
             "path_outside_root",
             f"image path {value!r} escapes the image root (absolute or '..'); "
