@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 
 def _cuda_home_from_nvcc():
@@ -49,6 +50,32 @@ except ImportError as e:  # pragma: no cover - setup.py is only useful with torc
     ) from e
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The config trees that rlipv2.model_zoo.get_config resolves names against (see rlipv2/model_zoo/model_zoo.py).
+CONFIG_TREES = ("configs", os.path.join("projects", "RLIPv2", "configs"))
+
+
+class BuildPyWithConfigs(build_py):
+    """``build_py`` that also copies the config trees into ``rlipv2/model_zoo/configs/`` of the build.
+
+    A regular install then carries the configs, as detectron2's ``model_zoo`` does. Editable installs
+    (``make setup``) skip the copy: ``get_config`` reads the checkout's own trees.
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = os.path.join(self.build_lib, "rlipv2", "model_zoo", "configs")
+        for tree in CONFIG_TREES:
+            shutil.copytree(os.path.join(HERE, tree), target, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def read_requirements(name):
+    """The pinned requirements of requirements/<name> (comments and `-r` includes left out)."""
+    with open(os.path.join(HERE, "requirements", name)) as f:
+        lines = (line.split("#", 1)[0].strip() for line in f)
+        return [line for line in lines if line and not line.startswith("-")]
 
 
 def get_extensions():
@@ -99,7 +126,10 @@ setup(
     package_data={"rlipv2": ["data/metadata/*", "data/metadata/**/*"]},
     # requirements/*.txt pin everything (`make setup`); listed here: what `import rlipv2.schemas` needs
     install_requires=["pydantic>=2.7,<3", "numpy>=1.24"],
+    # optional: the web demo (tools/web_demo.py) and its browser test
+    extras_require={"web": read_requirements("web.txt"),
+                    "web-test": read_requirements("web.txt") + read_requirements("web-test.txt")},
     ext_modules=get_extensions(),
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True), "build_py": BuildPyWithConfigs},
     zip_safe=False,
 )

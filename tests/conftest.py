@@ -22,3 +22,11 @@ def pytest_collection_modifyitems(config, items):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory):
+    """(config, weights) of the tiny RLIPv2-ParSeDA with random weights, written once per session."""
+    from rlipv2.utils.testing import write_tiny_model_files
+
+    return write_tiny_model_files(tmp_path_factory.mktemp("tiny_model_files"))

@@ -20,10 +20,11 @@ import tempfile
 import time
 
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.engine import SimpleTrainer
 from detectron2.utils.events import EventStorage
 
+from rlipv2.config import load_config
 from rlipv2.engine import RLIPv2Checkpointer, RLIPv2Trainer, fill_dataset_size, resolve_device
 from rlipv2.utils.file_io import atomic_write_json
 
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[])
     args = p.parse_args(argv)
 
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    cfg = load_config(args.config_file, args.opts)
     fill_dataset_size(cfg)
     device = resolve_device(cfg.train.get("device"))
     batch = int(cfg.dataloader.train.total_batch_size)

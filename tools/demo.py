@@ -7,34 +7,40 @@
 
 Writes, into --output, one drawing per image (``<name>.jpg``: subject boxes in blue, object boxes
 in orange, a line per relation with its label and score) and ``triplets.json``
-(``{"objects", "relations", "images": [{"file_name", "height", "width", "triplets": [...]}],
-"skipped": [{"file_name", "error"}]}``). Every file is written atomically. The trailing ``key=value``
-pairs override the config.
+(``{"objects", "relations", "images": [{"file_name", "height", "width", "triplets": [...]}]}``).
+Every file is written atomically. The trailing ``key=value`` pairs override the config (keys must
+exist). An image without any triplet at ``--score-thresh`` gets a printed line with the best score
+found and a lower threshold to try (``best_score`` is in ``triplets.json`` too).
 
 An image that cannot be read (corrupt, or above --max-pixels: 64 megapixels by default) is skipped and
-listed under ``skipped``; the others are still processed and ``triplets.json`` is still written. The exit
-status is 0 when at least one image was processed, 2 otherwise. Large images are shrunk right after
-decoding to the test resolution; boxes are reported in the original image's pixels.
+listed under ``"skipped": [{"file_name", "error"}]``; the others are still processed and ``triplets.json``
+is still written. The exit status is 0 when at least one image was processed, 2 otherwise. Large images
+are shrunk right after decoding to the test resolution; boxes are reported in the original image's pixels.
 """
 import argparse
-import io
 import logging
+import math
 import os
 import sys
 
 from detectron2.utils.logger import setup_logger
-from PIL import Image
 
+from rlipv2.engine.demo_outputs import (
+    add_model_and_drawing_arguments,
+    detect_and_draw,
+    drawing_name,
+    encode_jpeg,
+    triplets_document,
+)
 from rlipv2.engine.predictor import RelationPredictor, parse_label_list
 from rlipv2.utils.file_io import atomic_write_bytes, atomic_write_json
-from rlipv2.utils.image_io import MAX_IMAGE_PIXELS, UnreadableImageError
-from rlipv2.utils.visualizer import draw_relation_triplets, scale_triplet_boxes
+from rlipv2.utils.image_io import UnreadableImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    from rlipv2.utils.cli import nonnegative_int, positive_int, unit_interval
+    from rlipv2.utils.cli import positive_int, unit_interval
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig with a `model`")
@@ -44,17 +50,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--relations", required=True, help='comma-separated relation names, e.g. "ride, walk, feed"')
     p.add_argument("--score-thresh", type=unit_interval, default=0.3, help="minimum triplet score")
     p.add_argument("--top-k", type=positive_int, default=100, help="at most this many triplets per image")
-    p.add_argument("--nms-thresh", type=unit_interval, default=0.5, help="triplet NMS IoU (1 disables)")
-    p.add_argument("--max-draw", type=nonnegative_int, default=20, help="draw at most this many triplets per image")
-    p.add_argument("--draw-min-size", type=positive_int, default=480,
-                   help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
-    p.add_argument("--min-size", type=positive_int, default=800, help="test resize: shortest side")
-    p.add_argument("--max-size", type=positive_int, default=1333, help="test resize: longest side cap")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
-    p.add_argument("--max-pixels", type=positive_int, default=None,
-                   help=f"refuse images above this many pixels (default {MAX_IMAGE_PIXELS:,}, or "
-                        "$RLIPV2_MAX_IMAGE_PIXELS)")
+    add_model_and_drawing_arguments(p)  # --nms-thresh, --max-draw, --draw-min-size, --min-size, --max-size, ...
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     return p
@@ -72,6 +68,15 @@ def list_images(path: str) -> list[str]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--input '{path}' is neither a file nor a directory")
     return [path]
+
+
+def below_threshold_message(path: str, best_score: float | None, score_thresh: float) -> str:
+    """The line printed for an image without any triplet at or above ``--score-thresh``."""
+    if best_score is None:
+        return f"{path}: no triplet: the model returned no subject-object pairs"
+    lower = max(0.0, math.floor(best_score * 100) / 100)
+    return (f"{path}: no triplet scored >= {score_thresh:g}; the best score was {best_score:.3f}. "
+            f"Lower the threshold to see the best guesses, e.g. --score-thresh {lower:g}")
 
 
 def main(argv=None) -> int:
@@ -98,33 +103,22 @@ def main(argv=None) -> int:
     used_names: set[str] = set()
     for path in list_images(args.input):
         try:
-            result = predictor(path, objects, relations)
-            image, _ = predictor.read_image(path)  # possibly shrunk: the boxes are scaled to it for drawing
+            image, name, size = predictor.load_image(path)  # possibly shrunk; size: the file's (H, W)
         except UnreadableImageError as e:  # corrupt, too large, unsupported bit depth: skip it, report it
             logger.warning(f"skipped {path}: {e}")
             skipped.append({"file_name": path, "error": str(e)})
             continue
-        r = image.shape[0] / max(1, result["height"])
-        scale = max(1.0, args.draw_min_size / max(1, min(image.shape[:2])))
-        drawing = draw_relation_triplets(image, scale_triplet_boxes(result["triplets"], r), max_triplets=args.max_draw,
-                                         scale=scale)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, k = f"{stem}.jpg", 1
-        while name in used_names:  # a.png and a.jpg in the same directory
-            name, k = f"{stem}_{k}.jpg", k + 1
-        used_names.add(name)
-        buf = io.BytesIO()
-        Image.fromarray(drawing).save(buf, format="JPEG", quality=92)
-        atomic_write_bytes(os.path.join(args.output, name), buf.getvalue())
-        result["visualization"] = name
+        result, drawing = detect_and_draw(predictor, image, name, objects, relations, max_draw=args.max_draw,
+                                          draw_min_size=args.draw_min_size, original_size=size)
+        result["visualization"] = drawing_name(path, used_names)  # a.png and a.jpg in one directory: a_1.jpg
+        atomic_write_bytes(os.path.join(args.output, result["visualization"]), encode_jpeg(drawing))
         results.append(result)
-        logger.info(f"{path}: {len(result['triplets'])} triplets -> {name}")
-    atomic_write_json(
-        os.path.join(args.output, "triplets.json"),
-        {"objects": objects, "relations": relations, "score_thresh": args.score_thresh, "images": results,
-         "skipped": skipped},
-        nan="null",
-    )
+        logger.info(f"{path}: {len(result['triplets'])} triplets -> {result['visualization']}")
+        if not result["triplets"]:
+            print(below_threshold_message(path, result["best_score"], args.score_thresh), flush=True)
+    document = triplets_document(objects, relations, args.score_thresh, results)
+    document["skipped"] = skipped
+    atomic_write_json(os.path.join(args.output, "triplets.json"), document, nan="null")
     logger.info(f"wrote {len(results)} drawings and triplets.json to {args.output}"
                 + (f"; skipped {len(skipped)} unreadable image(s): {', '.join(s['file_name'] for s in skipped)}"
                    if skipped else ""))

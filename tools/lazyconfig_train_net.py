@@ -1,40 +1,30 @@
 #!/usr/bin/env python
 """Train or evaluate a model described by a LazyConfig (RLIPv2 or any Detectron2-style model).
 
-Examples::
-
-    # train on one machine with 8 GPUs
-    python tools/lazyconfig_train_net.py --config-file projects/RLIPv2/configs/hico/<cfg>.py --num-gpus 8
-    # change options
-    python tools/lazyconfig_train_net.py --config-file CFG train.amp.enabled=True train.output_dir=out/x
-    # resume an interrupted run from <output_dir>/last_checkpoint
-    python tools/lazyconfig_train_net.py --config-file CFG --resume
-    # evaluate a checkpoint
-    python tools/lazyconfig_train_net.py --config-file CFG --eval-only train.init_checkpoint=out/x/model_final.pth
-    # CPU, one process
-    python tools/lazyconfig_train_net.py --config-file CFG --num-gpus 1 train.device=cpu
-
-The config provides ``model``, ``dataloader.{train,test,evaluator}``, ``optimizer``,
-``lr_multiplier`` and ``train`` (see ``configs/common/train.py`` for every ``train.*`` key).
-Multi-process runs use Detectron2's ``launch``: NCCL on GPUs, gloo on CPU.
+The config provides ``model``, ``dataloader.{train,test,evaluator}`` (its own datasets as
+``registered_dataset`` nodes, docs/custom_dataset.md), ``optimizer``, ``lr_multiplier`` and ``train``
+(see ``configs/common/train.py`` for every ``train.*`` key). ``key=value`` overrides must name
+existing keys (``+key=value`` adds one). Multi-process runs use Detectron2's ``launch``: NCCL on
+GPUs, gloo on CPU. Bad input (an unknown key, missing weights for ``--eval-only``) ends with one
+line on stderr and exit status 2. ``--help`` lists example commands.
 """
+import difflib
 import logging
 import os
 import sys
 
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.engine import default_argument_parser, launch
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from omegaconf import OmegaConf
 
+from rlipv2.config import load_config
 from rlipv2.engine import (
-    CheckpointMismatchError,
     EMAHook,
     ModelEMA,
     RLIPv2Checkpointer,
     RLIPv2Trainer,
-    UnsafeCheckpointError,
     build_train_hooks,
     create_ddp_model,
     default_setup,
@@ -42,10 +32,36 @@ from rlipv2.engine import (
     resolve_device,
 )
 from rlipv2.schemas.checkpoint import check_resume_iteration
-from rlipv2.schemas.core import SchemaError
-from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json
+from rlipv2.utils.cli import run_cli
+from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json, json_safe
 
 logger = logging.getLogger("rlipv2")
+
+PROG = "lazyconfig_train_net.py"
+EPILOG = """
+Examples (CFG: a config file, e.g. projects/RLIPv2/configs/hico/rlipv2_parseda_r50_hico.py):
+
+  train on one machine with 8 GPUs:
+    python tools/lazyconfig_train_net.py --config-file CFG --num-gpus 8
+  change options (keys must exist; +key=value adds a new one):
+    python tools/lazyconfig_train_net.py --config-file CFG train.output_dir=output/run1 optimizer.lr=1e-4
+  one CPU process / two CPU processes (gloo):
+    python tools/lazyconfig_train_net.py --config-file CFG train.device=cpu
+    python tools/lazyconfig_train_net.py --config-file CFG --num-gpus 2 --dist-url auto train.device=cpu
+  resume an interrupted run from <train.output_dir>/last_checkpoint:
+    python tools/lazyconfig_train_net.py --config-file CFG --resume train.output_dir=output/run1
+  fine-tune from a converted official checkpoint (tools/convert_official_checkpoint.py):
+    python tools/lazyconfig_train_net.py --config-file CFG train.init_checkpoint=weights/rlipv2_r50_pretrain.pth
+  evaluate a checkpoint (writes eval_results.json and config_eval.yaml into train.output_dir):
+    python tools/lazyconfig_train_net.py --config-file CFG --eval-only \\
+        train.init_checkpoint=output/run1/model_final.pth train.output_dir=output/run1_eval
+  several machines:
+    (machine 0) python tools/lazyconfig_train_net.py --config-file CFG --num-gpus 8 --num-machines 2 \\
+        --machine-rank 0 --dist-url tcp://HOST0:29500
+    (machine 1) ... the same with --machine-rank 1
+
+Docs: docs/training.md, docs/custom_dataset.md (your own dataset), projects/RLIPv2/README.md (model zoo).
+"""
 
 
 def _get(cfg, key, default=None):
@@ -70,7 +86,10 @@ def _evaluate(cfg, model):
 
 
 def do_test(cfg, model, ema=None):
-    """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``)."""
+    """Evaluate ``model`` (and, if ``ema`` is given, its EMA weights under keys ``ema/<task>``).
+
+    The results of the latest evaluation are also written to ``<train.output_dir>/eval_results.json``.
+    """
     if "evaluator" not in cfg.dataloader and not _get(cfg, "dataloader.extra_tests"):
         logger.warning("cfg.dataloader has no evaluator: nothing to evaluate")
         return {}
@@ -81,6 +100,9 @@ def do_test(cfg, model, ema=None):
         results.update({f"ema/{task}": res for task, res in ema_results.items()})
     if comm.is_main_process() and results:
         print_csv_format(results)
+        output_dir = _get(cfg, "train.output_dir")
+        if output_dir:
+            atomic_write_json(os.path.join(output_dir, "eval_results.json"), json_safe(results))
     return results
 
 
@@ -101,6 +123,7 @@ def _checkpointer(cfg, model, save_dir="", strict=False, **checkpointables):
         save_dir,
         truncate_queries=bool(_get(cfg, "train.truncate_queries", False)),
         strict=strict,
+        frozen_weights_once=bool(_get(cfg, "train.checkpointer.frozen_weights_once", False)),
         **{k: v for k, v in checkpointables.items() if v is not None},
     )
 
@@ -178,28 +201,54 @@ def do_eval_only(cfg):
     model.to(device)
     ema = _build_ema(cfg, model)
     model = create_ddp_model(model, device=device, **_get(cfg, "train.ddp", {}))
-    if not cfg.train.init_checkpoint:
-        logger.warning("--eval-only without train.init_checkpoint: evaluating untrained weights")
+    check_eval_only_weights(cfg)
     strict = bool(_get(cfg, "train.strict_eval_load", True))
     _checkpointer(cfg, model, strict=strict, ema=ema).load(cfg.train.init_checkpoint)
     if ema is not None and not ema.loaded:
         logger.warning("train.ema.enabled but the checkpoint has no EMA weights: evaluating the raw weights only")
         ema = None
-    results = do_test(cfg, model, ema)
-    output_dir = _get(cfg, "train.output_dir")
-    if comm.is_main_process() and output_dir:
-        atomic_write_json(os.path.join(output_dir, "eval_results.json"), results, nan="null")
-    return results
+    return do_test(cfg, model, ema)
 
 
-def main(args):
-    cfg = LazyConfig.load(args.config_file)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+def check_eval_only_weights(cfg) -> str:
+    """The checkpoint ``--eval-only`` evaluates; raise a clear error when there is none to load.
+
+    Raises:
+        ValueError: ``train.init_checkpoint`` is empty.
+        FileNotFoundError: it names a local file that does not exist (the message lists similar
+            names in its directory).
+    """
+    path = _get(cfg, "train.init_checkpoint") or ""
+    if not path:
+        raise ValueError(
+            "--eval-only needs trained weights, but train.init_checkpoint is empty: pass "
+            "train.init_checkpoint=PATH (e.g. <output_dir>/model_final.pth or a converted official checkpoint)"
+        )
+    if "://" not in path and not os.path.isfile(path):
+        directory = os.path.dirname(path) or "."
+        names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+        close = difflib.get_close_matches(os.path.basename(path), names, n=3, cutoff=0.5)
+        hint = f"; similar files there: {', '.join(close)}" if close else (
+            f"; directory '{directory}' does not exist" if not os.path.isdir(directory) else "")
+        raise FileNotFoundError(f"--eval-only: train.init_checkpoint={path} does not exist{hint}")
+    return path
+
+
+def setup_config(args):
+    """Load ``args.config_file`` with the ``args.opts`` overrides (strict) and apply ``train.fast_dev_run``."""
+    cfg = load_config(args.config_file, args.opts)
     if _get(cfg, "train.fast_dev_run.enabled", False):
         cfg.train.max_iter = 20
         cfg.train.eval_period = 10
         cfg.train.log_period = 1
         cfg.train.checkpointer.period = 10
+    return cfg
+
+
+def main(args, cfg=None):
+    """One process of the job (``launch`` runs it in every process; each loads the config itself)."""
+    if cfg is None:
+        cfg = setup_config(args)
     dataset_size = None if args.eval_only else fill_dataset_size(cfg)
     default_setup(cfg, args)
     if dataset_size is not None:
@@ -211,23 +260,32 @@ def main(args):
         do_train(args, cfg)
 
 
-def invoke_main() -> None:
-    args = default_argument_parser().parse_args()
-    try:
-        launch(
-            main,
-            args.num_gpus,
-            num_machines=args.num_machines,
-            machine_rank=args.machine_rank,
-            dist_url=args.dist_url,
-            args=(args,),
-        )
-    except (SchemaError, CheckpointMismatchError, UnsafeCheckpointError) as e:  # bad input: one clear line
-        if os.environ.get("RLIPV2_TRACEBACK", "0") not in ("", "0"):
-            raise
-        print(f"lazyconfig_train_net.py: error: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(2)
+def get_parser():
+    return default_argument_parser(epilog=EPILOG)
+
+
+def _check_and_launch(args) -> None:
+    # Checked here, before any process starts, so that bad input ends in one line and exit status 2.
+    cfg = setup_config(args)
+    if args.eval_only:
+        check_eval_only_weights(cfg)
+    if args.num_gpus * args.num_machines == 1:
+        main(args, cfg)
+        return
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+def invoke_main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    return run_cli(lambda _argv: _check_and_launch(args), PROG, [])
 
 
 if __name__ == "__main__":
-    invoke_main()  # pragma: no cover
+    sys.exit(invoke_main())  # pragma: no cover

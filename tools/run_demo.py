@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import os
 import shutil
 import sys
@@ -72,31 +71,9 @@ def summarise(results: dict) -> dict:
 def chance_unseen_map(cfg, checkpoint: str, seed: int = 0) -> float:
     """Held-out-combination mAP (percent, test split) at chance: the trained model's detected pairs
     with relation scores drawn uniformly at random (what "above chance" is measured against)."""
-    import torch
-    from detectron2.config import instantiate
-    from detectron2.evaluation import inference_on_dataset
+    from rlipv2.engine.chance import evaluate_at_chance
 
-    from rlipv2.engine import RLIPv2Checkpointer
-
-    model = instantiate(cfg.model)
-    RLIPv2Checkpointer(model).load(checkpoint)
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-
-    class RandomRelationScores(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, batched_inputs):
-            outputs = self.model(batched_inputs)
-            for o in outputs:
-                rs = o["pairs"]["relation_scores"]
-                o["pairs"]["relation_scores"] = torch.rand(rs.shape, generator=gen).to(rs)
-            return outputs
-
-    res = inference_on_dataset(RandomRelationScores(), instantiate(cfg.dataloader.test),
-                               instantiate(cfg.dataloader.evaluator)) or {}
+    res = evaluate_at_chance(cfg, checkpoint, seed)
     return round(100.0 * float(res.get("hoi", {}).get("mAP_unseen", float("nan"))), 2)
 
 
@@ -137,10 +114,11 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from detectron2.config import LazyConfig, instantiate
+    from detectron2.config import instantiate
     from detectron2.engine import default_argument_parser
 
-    from rlipv2.utils.file_io import atomic_write_json
+    from rlipv2.config import load_config
+    from rlipv2.utils.file_io import atomic_write_json, json_safe
 
     train_net = _load_tool("lazyconfig_train_net")
     out = os.path.abspath(args.output)
@@ -149,7 +127,7 @@ def main(argv=None) -> int:
     opts = [f"train.output_dir={train_dir}", "train.device=cpu"] + list(args.opts)
 
     # 1. set-up: the world (generated once, cached) and the datasets, before the clock starts
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), opts)
+    cfg = load_config(args.config_file, opts)
     t0 = time.perf_counter()
     dl = cfg.dataloader
     for node in (dl.train.dataset, dl.test.dataset, dl.extra_tests.unseen.test.dataset):
@@ -177,7 +155,7 @@ def main(argv=None) -> int:
     # 3. evaluation of the final weights (seen / held-out combinations)
     t0 = time.perf_counter()
     eval_opts = opts[1:] + [f"train.output_dir={eval_dir}", f"train.init_checkpoint={checkpoint}"]
-    eval_cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), eval_opts)
+    eval_cfg = load_config(args.config_file, eval_opts)
     os.makedirs(eval_dir, exist_ok=True)  # logging is set up already (by the training step)
     if args.skip_train:
         eval_args = default_argument_parser().parse_args(["--config-file", args.config_file, "--eval-only", *eval_opts])
@@ -214,20 +192,9 @@ def main(argv=None) -> int:
                    config=os.path.relpath(args.config_file, REPO) if args.config_file.startswith(REPO)
                    else args.config_file, overrides=list(args.opts), visualizations=os.path.relpath(vis_dir, out),
                    results=results)
-    atomic_write_json(os.path.join(out, "metrics.json"), _json_safe(metrics))
+    atomic_write_json(os.path.join(out, "metrics.json"), json_safe(metrics))
     print(f"metrics: {os.path.join(out, 'metrics.json')}; drawings: {vis_dir}")
     return 0
-
-
-def _json_safe(obj):
-    """``obj`` with NaN / inf floats replaced by None, so that metrics.json is standard JSON."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _iterations(checkpoint: str) -> int:

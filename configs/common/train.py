@@ -34,7 +34,11 @@ train = dict(
     # EMA of the weights: stored in every checkpoint under "ema"; evaluated next to the raw weights
     # (results under "ema/<task>") when eval_both.
     ema=dict(enabled=False, decay=0.9998, warmup=0.0, device="", eval_both=True),
-    checkpointer=dict(period="${..iters_per_epoch}", max_to_keep=3),
+    # max_to_keep: periodic checkpoints kept in output_dir, across restarts (model_final.pth is always kept).
+    # frozen_weights_once: store the weights that do not train (requires_grad=False, e.g. a frozen
+    # pretrained text encoder) once per run in frozen_weights_<hash>.pth instead of in every checkpoint;
+    # loading reads them back by name. Off by default and in the paper configs (their text encoder trains).
+    checkpointer=dict(period="${..iters_per_epoch}", max_to_keep=3, frozen_weights_once=False),
     # On --resume, replay (load and discard) the batches the interrupted run consumed, so the data
     # order and, with the RNG states stored in every checkpoint, the whole run continue exactly as
     # an uninterrupted one. Costs the loading time of those batches; off by default.

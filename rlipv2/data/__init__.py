@@ -10,6 +10,8 @@ from .datasets import (
     RelationDataError,
     register_mixture,
     register_relation_dataset,
+    registered_dataset,
+    registered_mixture,
     skip_bad_records,
 )
 from .datasets import builtin as _builtin  # noqa: F401  (registers the official names)
@@ -24,6 +26,8 @@ __all__ = [
     "RelationDataError",
     "register_mixture",
     "register_relation_dataset",
+    "registered_dataset",
+    "registered_mixture",
     "skip_bad_records",
     "NO_OBJECTS",
     "LabelSequence",

@@ -181,9 +181,34 @@ class RelationDatasetMapper:
                     )
                 return self._vocab(self.dataset_name)
             md = MetadataCatalog.get(name)
+            if not (hasattr(md, "thing_classes") and hasattr(md, "predicate_classes")):
+                raise KeyError(
+                    f"RelationDatasetMapper: dataset '{name}' has no thing_classes / predicate_classes in this "
+                    "process: load it with get_relation_dataset_dicts (which hands its vocabulary to the "
+                    "data-loader workers) or register it here (a registered_dataset node, docs/custom_dataset.md)"
+                )
             v = (list(md.thing_classes), list(md.predicate_classes))
             self._vocab_cache[name] = v
         return v
+
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. for a data-loader worker started with "spawn"): carry the vocabularies along.
+
+        The worker then needs no catalog entry for the datasets loaded by
+        :func:`~rlipv2.data.get_relation_dataset_dicts` in this process, nor for ``dataset_name``.
+        """
+        from .loading import loaded_vocabularies
+
+        state = self.__dict__.copy()
+        cache = loaded_vocabularies()
+        cache.update(self._vocab_cache)
+        if self.dataset_name is not None and self.dataset_name not in cache:
+            try:
+                cache[self.dataset_name] = self._vocab(self.dataset_name)
+            except KeyError:
+                pass  # not resolvable here either: the worker reports it when a record needs it
+        state["_vocab_cache"] = cache
+        return state
 
     def _bad(self, d: dict, field: str, message: str, kind: str, err: Exception | None = None):
         problem = Problem(kind, d.get("file_name", "?"), d.get("image_id"), field, message)

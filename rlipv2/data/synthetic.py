@@ -69,6 +69,23 @@ UNSEEN_COMBINATIONS: list[tuple[str, str]] = [
 ]
 
 
+# The pre-training sets (relation set and caption set) have more relation types than the downstream HOI
+# set: four more person-object verbs and an object-object relation, which never appear downstream.
+PRETRAINING_ONLY_VERBS = ["push", "throw", "stand on", "walk"]
+OBJECT_RELATIONS = ["on"]  # an object resting on another one (subject: the upper object)
+PRETRAINING_COMBINATIONS: dict[str, list[str]] = {
+    **VALID_COMBINATIONS,
+    "push": ["box", "chair", "bicycle"],
+    "throw": ["ball", "box", "cup"],
+    "stand on": ["box", "chair"],
+    "walk": ["dog", "horse"],
+}
+PRETRAINING_VERBS = list(PRETRAINING_COMBINATIONS)
+# (upper object, lower object) pairs of the "on" relation
+STACKS: list[tuple[str, str]] = [("cup", "box"), ("ball", "box"), ("cup", "chair"), ("box", "chair"), ("ball", "chair")]
+STACK_PROBABILITY = 0.35
+
+
 def correct_mat() -> np.ndarray:
     """[num_verbs, num_objects] float mask of the valid verb-object combinations."""
     m = np.zeros((len(VERBS), len(OBJECTS)), dtype=np.float64)
@@ -94,6 +111,12 @@ class SyntheticWorldConfig:
 
     ``image_size`` is the side of the square images in pixels (128-256 suits a tiny CPU model).
     ``unseen_fraction`` of the test images contain a held-out combination.
+
+    ``pretraining_sets`` turns the ``vg`` split into the *relation set* of relational pre-training
+    (VG-like: every valid combination, four more person-object verbs and the object-object ``on``, up to
+    ``pretraining_max_people`` people) and adds ``num_coco`` images of the *caption set* (COCO-like: boxes,
+    object labels and ``captions_per_image`` captions; the true relations are written aside, for scoring
+    pseudo-labels only). Without it the ``vg`` split holds HOI scenes of the training combinations.
     """
 
     seed: int = 0
@@ -104,6 +127,14 @@ class SyntheticWorldConfig:
     max_people: int = 2
     unseen_fraction: float = 0.3
     jpeg_quality: int = 90
+    pretraining_sets: bool = False
+    num_coco: int = 0
+    pretraining_max_people: int = 2
+    captions_per_image: int = 5
+
+    def __post_init__(self):
+        if self.num_coco and not self.pretraining_sets:
+            raise ValueError("SyntheticWorldConfig: num_coco (the caption set) needs pretraining_sets=True")
 
     @classmethod
     def from_env(cls) -> SyntheticWorldConfig:
@@ -118,11 +149,14 @@ class SyntheticWorldConfig:
 
     @property
     def tag(self) -> str:
-        return (
+        tag = (
             f"v{WORLD_VERSION}_seed{self.seed}_{self.image_size}px_"
             f"{self.num_train}-{self.num_test}-{self.num_vg}_p{self.max_people}_u{self.unseen_fraction:g}"
             f"_q{self.jpeg_quality}"
         )
+        if self.pretraining_sets:  # worlds without the pre-training sets keep their earlier tags
+            tag += f"_pt{self.num_coco}-p{self.pretraining_max_people}-c{self.captions_per_image}"
+        return tag
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,6 +377,23 @@ class _Person:
         self.legs[0] = [(self.x - side * 0.03 * self.h, self.hip), (self.x - side * 0.05 * self.h, self.ground)]
         return foot
 
+    def push(self, side):
+        """Both arms stretched horizontally towards ``side`` (pushing); returns the hands' position."""
+        hand = (self.x + side * (self.torso_w / 2 + 0.36 * self.h), self.shoulder + 0.14 * self.h)
+        for k, s in enumerate((-1, 1)):
+            sx = self.x + s * self.torso_w / 2
+            hx = hand[0] - side * (0.03 * self.h if s == side else 0.0)
+            self.arms[k] = [(sx, self.shoulder), ((sx + hx) / 2, self.shoulder + 0.1 * self.h), (hx, hand[1])]
+        return hand
+
+    def throw(self, side):
+        """One arm flung up and forward towards ``side`` (throwing); returns the hand position."""
+        sx = self.x + side * self.torso_w / 2
+        hand = (sx + side * 0.22 * self.h, self.shoulder - 0.34 * self.h)
+        elbow = (sx + side * 0.06 * self.h, self.shoulder - 0.18 * self.h)
+        self.arms[0 if side < 0 else 1] = [(sx, self.shoulder), elbow, hand]
+        return hand
+
     def _lift(self, seat_y):
         dy = seat_y - self.hip
         self.top += dy
@@ -546,8 +597,20 @@ def _pick_combination(rng, unseen: bool) -> tuple[str, str]:
     return verb, objs[rng.integers(len(objs))]
 
 
-def render_scene(seed_seq: tuple, s: int, max_people: int, unseen: bool):
-    """Render one image. Returns (PIL image, objects [(name, box)], relations [(sub, obj, verb)])."""
+def _pick_pretraining_combination(rng) -> tuple[str, str]:
+    verb = PRETRAINING_VERBS[rng.integers(len(PRETRAINING_VERBS))]
+    objs = PRETRAINING_COMBINATIONS[verb]
+    return verb, objs[rng.integers(len(objs))]
+
+
+def render_scene(seed_seq: tuple, s: int, max_people: int, unseen: bool, pretraining: bool = False):
+    """Render one image. Returns (PIL image, objects [(name, box)], relations [(sub, obj, verb)]).
+
+    ``pretraining`` draws a scene of the pre-training sets (relation set, caption set): every valid
+    combination of :data:`PRETRAINING_COMBINATIONS` (the downstream held-out ones included, as they are
+    only unseen in the downstream training data), people of a two-person scene sharing their verb and
+    object kind half of the time, and sometimes an object resting ``on`` another one in the background.
+    """
     rng = np.random.default_rng(list(seed_seq))
     img, horizon = _background(rng, s)
     painter = _Painter(img)
@@ -555,10 +618,18 @@ def render_scene(seed_seq: tuple, s: int, max_people: int, unseen: bool):
     slot_w = s / n_people
     objects: list[tuple[str, list[float]]] = []
     relations: list[tuple[int, int, str]] = []
+    if pretraining and rng.random() < STACK_PROBABILITY:
+        ents, rels = _render_stack(painter, rng, s, horizon)
+        objects.extend(ents)
+        relations.extend(rels)
     unseen_slot = int(rng.integers(n_people)) if unseen else -1
     plans = []
+    shared = pretraining and n_people > 1 and rng.random() < 0.5
     for k in range(n_people):
-        verb, obj = _pick_combination(rng, k == unseen_slot)
+        if pretraining:
+            verb, obj = plans[0][:2] if shared and plans else _pick_pretraining_combination(rng)
+        else:
+            verb, obj = _pick_combination(rng, k == unseen_slot)
         h = s * (rng.uniform(0.42, 0.58) if n_people == 1 else rng.uniform(0.32, 0.45))
         ground = rng.uniform(max(horizon + 0.3 * h, 0.78 * s), 0.96 * s)
         plans.append((verb, obj, h, ground))
@@ -707,6 +778,52 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
         p.begin()
         person.draw(p)
         pbox = p.end()
+    elif verb == "push":
+        x = px_for(0.25 * h if side > 0 else 0.6 * h + w, 0.6 * h + w if side > 0 else 0.25 * h)
+        person = _Person(x, ground, h, side, rng)
+        hand = person.push(side)
+        p.begin()
+        _draw_object(p, obj, hand[0] + side * w * 0.45, ground, w, oh, side, rng)
+        obox = p.end()
+        p.begin()
+        person.draw(p)
+        pbox = p.end()
+    elif verb == "throw":
+        x = px_for(0.25 * h if side > 0 else 0.45 * h + w, 0.45 * h + w if side > 0 else 0.25 * h)
+        person = _Person(x, ground, h, side, rng)
+        hand = person.throw(side)
+        gap = rng.uniform(0.04, 0.1) * h
+        p.begin()
+        person.draw(p)
+        pbox = p.end()
+        p.begin()
+        _draw_object(p, obj, hand[0] + side * (w / 2 + gap), hand[1] - 0.02 * h, w, oh, side, rng)
+        obox = p.end()
+    elif verb == "stand on":
+        h = 0.85 * h  # a smaller person, so that person and object fit the image
+        x = px_for(max(w / 2, 0.2 * h), max(w / 2, 0.2 * h))
+        p.begin()
+        top = _draw_object(p, obj, x, ground, w, oh, side, rng)
+        obox = p.end()
+        person = _Person(x + rng.uniform(-0.1, 0.1) * w, top + 0.01 * h, h, 0 if rng.random() < 0.5 else side, rng)
+        p.begin()
+        person.draw(p)
+        pbox = p.end()
+    elif verb == "walk":
+        dist = rng.uniform(0.3, 0.45) * h + w / 2
+        x = px_for(0.25 * h if side > 0 else dist + w / 2, dist + w / 2 if side > 0 else 0.25 * h)
+        person = _Person(x, ground, h, side, rng)
+        hand = person.hand_reach(side, dy=rng.uniform(0.12, 0.2))
+        ocx = x + side * dist
+        p.begin()
+        _draw_object(p, obj, ocx, ground, w, oh, side, rng)
+        obox = p.end()
+        p.begin()
+        person.draw(p)
+        pbox = p.end()
+        if obox is not None:  # the lead (not part of either box) from the hand to the animal's neck
+            neck = (ocx + side * 0.3 * w, obox[1] + 0.3 * (obox[3] - obox[1]))
+            p.draw.line([hand, neck], fill=(30, 30, 30), width=max(1, int(round(0.02 * h))))
     else:
         raise ValueError(verb)
     ents, rels = [], []
@@ -717,20 +834,69 @@ def _render_interaction(p: _Painter, rng, verb, obj, h, ground, slot0, slot_w, s
     return ents, rels
 
 
+def _render_stack(p: _Painter, rng, s, horizon):
+    """An object resting ``on`` another one, small, in the background (drawn before the people).
+
+    Returns ``([(bottom name, box), (top name, box)], [(1, 0, "on")])``, or empty lists when a box is degenerate.
+    """
+    top_kind, bottom_kind = STACKS[rng.integers(len(STACKS))]
+    h = s * rng.uniform(0.3, 0.4)  # sizes as beside a person of this height
+    bw, bh = _object_size(bottom_kind, h, rng)
+    tw, th = _object_size(top_kind, h, rng)
+    cx = rng.uniform(bw / 2, s - bw / 2)
+    ground = rng.uniform(horizon + 0.08 * s, horizon + 0.22 * s)
+    p.begin()
+    seat = _draw_object(p, bottom_kind, cx, ground, bw, bh, 0, rng)
+    bbox = p.end()
+    p.begin()
+    _draw_object(p, top_kind, cx + rng.uniform(-0.2, 0.2) * (bw - tw), seat + 0.01 * h, tw, th, 0, rng)
+    tbox = p.end()
+    boxes = (bbox, tbox)
+    if any(b is None or min(b[2] - b[0], b[3] - b[1]) < 2 for b in boxes):
+        return [], []
+    return [(bottom_kind, bbox), (top_kind, tbox)], [(1, 0, "on")]
+
+
 # ----------------------------------------------------------------------------------------------
 # World generation
 # ----------------------------------------------------------------------------------------------
-_SPLIT_IDS = {"train": 1, "test": 2, "vg": 3}
+_SPLIT_IDS = {"train": 1, "test": 2, "vg": 3, "coco": 4}
+# the caption set's files under annotations/ (``hidden/``: never read by training, only to score pseudo-labels)
+COCO_FILES = {
+    "detections": "coco_instances.json",
+    "captions": "coco_captions.json",
+    "paraphrases": "coco_paraphrases.json",
+    "true_relations": "hidden/coco_true_relations.json",
+    "predicate_texts": "hidden/predicate_texts.json",
+}
+
+
+def _image_file_name(split: str, index: int) -> str:
+    if split == "vg":
+        return f"{index + 1}.jpg"
+    if split == "coco":
+        return f"{index + 1:012d}.jpg"
+    return f"synthetic_{split}_{index:06d}.jpg"
 
 
 def _render_job(args):
-    split, index, seed, s, max_people, unseen_fraction, quality, out_dir = args
-    rng = np.random.default_rng([seed, _SPLIT_IDS[split], index, 7])
-    unseen = split == "test" and rng.random() < unseen_fraction
-    img, objects, relations = render_scene((seed, _SPLIT_IDS[split], index), s, max_people, unseen)
-    fname = f"synthetic_{split}_{index:06d}.jpg" if split != "vg" else f"{index + 1}.jpg"
-    img.save(os.path.join(out_dir, fname), quality=quality)
-    return split, index, fname, objects, relations
+    split, index, cfg, out_dir = args
+    rng = np.random.default_rng([cfg.seed, _SPLIT_IDS[split], index, 7])
+    unseen = split == "test" and rng.random() < cfg.unseen_fraction
+    pretraining = cfg.pretraining_sets and split in ("vg", "coco")
+    people = cfg.pretraining_max_people if pretraining else cfg.max_people
+    img, objects, relations = render_scene(
+        (cfg.seed, _SPLIT_IDS[split], index), cfg.image_size, people, unseen, pretraining=pretraining
+    )
+    fname = _image_file_name(split, index)
+    img.save(os.path.join(out_dir, fname), quality=cfg.jpeg_quality)
+    captions = None
+    if split == "coco":
+        from .synthetic_captions import captions_for_image
+
+        cap_rng = np.random.default_rng([cfg.seed, _SPLIT_IDS[split], index, 11])
+        captions = captions_for_image(objects, relations, cap_rng, cfg.captions_per_image)
+    return split, index, fname, objects, relations, captions
 
 
 def _hico_entry(fname, objects, relations, s):
@@ -747,7 +913,7 @@ def _hico_entry(fname, objects, relations, s):
     }
 
 
-def _vg_entry(image_id, objects, relations, s):
+def _vg_entry(image_id, objects, relations, s, keep_no_interaction=False):
     objs = [
         {
             "object_id": image_id * 100 + k,
@@ -767,9 +933,24 @@ def _vg_entry(image_id, objects, relations, s):
             "object_id": image_id * 100 + b,
         }
         for k, (a, b, v) in enumerate(relations)
-        if v != "no interaction"
+        if keep_no_interaction or v != "no interaction"
     ]
     return {"image_id": image_id, "width": s, "height": s, "objects": objs, "relationships": rels}
+
+
+def _coco_detection_file(images: list[tuple[int, str, list]], s: int) -> dict:
+    """COCO-format detections of the caption set: ``images``, ``annotations`` (xywh boxes), ``categories``."""
+    out_images, annotations = [], []
+    for image_id, fname, objects in images:
+        out_images.append({"id": image_id, "file_name": fname, "width": s, "height": s})
+        for name, (x1, y1, x2, y2) in objects:
+            w, h = round(x2 - x1, 1), round(y2 - y1, 1)
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": OBJECTS.index(name) + 1,
+                "bbox": [round(x1, 1), round(y1, 1), w, h], "area": round(w * h, 1), "iscrowd": 0,
+            })
+    categories = [{"id": k + 1, "name": n} for k, n in enumerate(OBJECTS)]
+    return {"images": out_images, "annotations": annotations, "categories": categories}
 
 
 def _write_json(path, obj):
@@ -785,24 +966,13 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
     cfg = config
     s = cfg.image_size
     ann_dir = os.path.join(out_dir, "annotations")
-    for d in ("train", "test", "vg"):
+    sizes = [("train", cfg.num_train), ("test", cfg.num_test), ("vg", cfg.num_vg)]
+    if cfg.pretraining_sets:
+        sizes.append(("coco", cfg.num_coco))
+    for d, _ in sizes:
         os.makedirs(os.path.join(out_dir, "images", d), exist_ok=True)
     os.makedirs(ann_dir, exist_ok=True)
-    jobs = []
-    for split, n in (("train", cfg.num_train), ("test", cfg.num_test), ("vg", cfg.num_vg)):
-        for i in range(n):
-            jobs.append(
-                (
-                    split,
-                    i,
-                    cfg.seed,
-                    s,
-                    cfg.max_people,
-                    cfg.unseen_fraction,
-                    cfg.jpeg_quality,
-                    os.path.join(out_dir, "images", split),
-                )
-            )
+    jobs = [(split, i, cfg, os.path.join(out_dir, "images", split)) for split, n in sizes for i in range(n)]
     if num_workers is None:
         num_workers = min(os.cpu_count() or 1, 8)
     if num_workers > 1 and len(jobs) >= 64:
@@ -811,14 +981,16 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
             results = list(pool.imap(_render_job, jobs, chunksize=32))
     else:
         results = [_render_job(j) for j in jobs]
-    train, test, vg = [], [], []
-    for split, index, fname, objects, relations in results:
+    train, test, vg, coco = [], [], [], []
+    for split, index, fname, objects, relations, captions in results:
         if split == "train":
             train.append(_hico_entry(fname, objects, relations, s))
         elif split == "test":
             test.append(_hico_entry(fname, objects, relations, s))
-        else:
+        elif split == "vg":
             vg.append(_vg_entry(index + 1, objects, relations, s))
+        else:
+            coco.append((index + 1, fname, objects, relations, captions))
     held = {(VERBS.index(v) + 1, OBJECTS.index(o) + 1) for v, o in UNSEEN_COMBINATIONS}
 
     def has_unseen(e):
@@ -832,6 +1004,8 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
     _write_json(os.path.join(ann_dir, "test_hoi.json"), test)
     _write_json(os.path.join(ann_dir, "test_unseen_hoi.json"), test_unseen)
     _write_json(os.path.join(ann_dir, "vg_scene_graphs.json"), vg)
+    if cfg.pretraining_sets:
+        _write_caption_set(ann_dir, coco, s)
     _write_json(os.path.join(ann_dir, "object_names.json"), {n: k + 1 for k, n in enumerate(OBJECTS)})
     with open(os.path.join(ann_dir, "verb_names.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(f"{k + 1:03d}  {v.replace(' ', '_')}" for k, v in enumerate(VERBS)))
@@ -848,8 +1022,36 @@ def generate_world(out_dir: str, config: SyntheticWorldConfig = SyntheticWorldCo
     return stats
 
 
+def _write_caption_set(ann_dir: str, coco: list, s: int) -> None:
+    """The caption set's files: COCO detections, captions, the matcher's paraphrase lists, and (aside, under
+    ``hidden/``) the true relations with the relation texts that express them."""
+    from .datasets.common import load_json
+    from .synthetic_captions import PREDICATE_TEXTS, caption_paraphrases
+
+    _write_json(os.path.join(ann_dir, COCO_FILES["detections"]),
+                _coco_detection_file([(i, f, objs) for i, f, objs, _, _ in coco], s))
+    _write_json(os.path.join(ann_dir, COCO_FILES["captions"]), {str(i): caps for i, _, _, _, caps in coco})
+    official = load_json(os.path.join(os.path.dirname(__file__), "metadata", "hico_obj_paraphrase.json"))
+    _write_json(os.path.join(ann_dir, COCO_FILES["paraphrases"]), caption_paraphrases(official))
+    os.makedirs(os.path.join(ann_dir, "hidden"), exist_ok=True)
+    truth = [dict(_vg_entry(i, objs, rels, s, keep_no_interaction=True), file_name=f) for i, f, objs, rels, _ in coco]
+    _write_json(os.path.join(ann_dir, COCO_FILES["true_relations"]), truth)
+    _write_json(os.path.join(ann_dir, COCO_FILES["predicate_texts"]), PREDICATE_TEXTS)
+
+
 def world_dir(root: str, config: SyntheticWorldConfig) -> str:
     return os.path.join(root, config.tag)
+
+
+def caption_set_files(config: SyntheticWorldConfig, root: str | None = None) -> dict[str, str]:
+    """Paths of the caption set of ``config`` (generated or not): ``images`` and the :data:`COCO_FILES`
+    keys (``detections``, ``captions``, ``paraphrases``, ``true_relations``, ``predicate_texts``)."""
+    if not config.pretraining_sets:
+        raise ValueError("this world has no caption set: SyntheticWorldConfig(pretraining_sets=True, num_coco=N)")
+    d = world_dir(root or default_root(), config)
+    out = {k: os.path.join(d, "annotations", v) for k, v in COCO_FILES.items()}
+    out["images"] = os.path.join(d, "images", "coco")
+    return out
 
 
 def default_root() -> str:
@@ -895,6 +1097,12 @@ def _entries(root, config, fname):
         return json.load(f)
 
 
+def _few_shot(root, config, fraction, seed):
+    from .splits import few_shot_entries
+
+    return few_shot_entries(_entries(root, config, "trainval_hoi.json"), fraction, seed)
+
+
 def _rare(root, config, which):
     from .datasets.common import ProblemSink, rare_triplets_from_counts
     from .datasets.hoi_format import load_hoi_json
@@ -912,13 +1120,20 @@ def _rare(root, config, which):
     return rare_triplets_from_counts(dicts)[which]
 
 
-def register_synthetic_world(
-    root: str | None = None, config: SyntheticWorldConfig | None = None, prefix: str = "synthetic"
-) -> dict[str, str]:
-    """Register ``{prefix}_hoi_train``, ``_hoi_test``, ``_hoi_test_unseen`` and ``_vg_train`` (lazily).
+FEW_SHOT_FRACTIONS = {"1pct": 0.01, "10pct": 0.10}
 
-    The world is generated under ``root`` (default :func:`default_root`) on first use; ``config``
-    defaults to :meth:`SyntheticWorldConfig.from_env`. Returns {name: json file}.
+
+def register_synthetic_world(
+    root: str | None = None, config: SyntheticWorldConfig | None = None, prefix: str = "synthetic",
+    split_seed: int = 0,
+) -> dict[str, str]:
+    """Register ``{prefix}_hoi_train``, ``_hoi_train_1pct``, ``_hoi_train_10pct``, ``_hoi_test``,
+    ``_hoi_test_unseen`` and ``_vg_train`` (lazily).
+
+    The few-shot training sets are seeded random subsets of the training images
+    (:func:`rlipv2.data.splits.few_shot_entries`, seed ``split_seed``). The world is generated under
+    ``root`` (default :func:`default_root`) on first use; ``config`` defaults to
+    :meth:`SyntheticWorldConfig.from_env`. Returns {name: json file}.
     """
     config = config if config is not None else SyntheticWorldConfig.from_env()
     from .datasets.hico import register_hico_format
@@ -972,6 +1187,22 @@ def register_synthetic_world(
                 nonrare_triplets=functools.partial(_rare, root, config, 1),
             )
         names[name] = os.path.join(ann, fname)
+    for suffix, fraction in FEW_SHOT_FRACTIONS.items():
+        name = f"{prefix}_hoi_train_{suffix}"
+        md = register_hico_format(
+            name,
+            os.path.join(ann, "trainval_hoi.json"),
+            os.path.join(wdir, "images", "train"),
+            entries_fn=functools.partial(_few_shot, root, config, fraction, split_seed),
+            few_shot_fraction=fraction,
+            split_seed=split_seed,
+            **dict(common),
+        )
+        md.set_lazy(
+            rare_triplets=functools.partial(_rare, root, config, 0),
+            nonrare_triplets=functools.partial(_rare, root, config, 1),
+        )
+        names[name] = os.path.join(ann, "trainval_hoi.json")
     name = f"{prefix}_vg_train"
     register_vg_format(
         name,
@@ -998,11 +1229,17 @@ def main(argv=None) -> int:
     ap.add_argument("--image-size", type=positive_int, default=d.image_size)
     ap.add_argument("--num-train", type=positive_int, default=d.num_train)
     ap.add_argument("--num-test", type=positive_int, default=d.num_test)
-    ap.add_argument("--num-vg", type=nonnegative_int, default=d.num_vg)
+    ap.add_argument("--num-vg", type=nonnegative_int, default=d.num_vg, help="images of the VG-format relation set")
+    ap.add_argument("--max-people", type=positive_int, default=d.max_people, help="people per image of the HOI splits")
+    ap.add_argument("--pretraining-sets", action="store_true",
+                    help="relation set with the pre-training relation types, plus the caption set")
+    ap.add_argument("--num-coco", type=nonnegative_int, default=d.num_coco, help="images of the caption set")
     ap.add_argument("--workers", type=positive_int, default=None)
     args = ap.parse_args(argv)
     cfg = SyntheticWorldConfig(
-        seed=args.seed, image_size=args.image_size, num_train=args.num_train, num_test=args.num_test, num_vg=args.num_vg
+        seed=args.seed, image_size=args.image_size, num_train=args.num_train, num_test=args.num_test,
+        num_vg=args.num_vg, max_people=args.max_people, pretraining_sets=args.pretraining_sets,
+        num_coco=args.num_coco,
     )
     t0 = time.perf_counter()
     folder = ensure_world(args.root, cfg, num_workers=args.workers)

@@ -12,7 +12,7 @@ from .checkpoint import (
 )
 from .defaults import create_ddp_model, default_setup, fill_dataset_size, resolve_device, save_config
 from .ema import EMAHook, ModelEMA, unwrap_model
-from .hooks import RNGStateHook, build_train_hooks, build_writers
+from .hooks import PeriodicCheckpointer, RNGStateHook, build_train_hooks, build_writers
 from .optimizer import build_rlipv2_optimizer, get_rlipv2_param_groups, param_group_of
 from .predictor import RelationPredictor
 from .rng import get_rng_state, preserved_rng_state, set_rng_state
@@ -24,7 +24,7 @@ __all__ = [
     "safe_pickle_load",
     "safe_torch_load", "truncate_query_embeddings", "create_ddp_model", "default_setup", "fill_dataset_size",
     "resolve_device", "save_config", "EMAHook", "ModelEMA", "unwrap_model", "build_train_hooks", "build_writers",
-    "RNGStateHook", "get_rng_state", "set_rng_state", "preserved_rng_state",
+    "RNGStateHook", "PeriodicCheckpointer", "get_rng_state", "set_rng_state", "preserved_rng_state",
     "build_rlipv2_optimizer", "get_rlipv2_param_groups", "param_group_of", "RelationPredictor",
     "EpochStepParamScheduler", "compute_iters_per_epoch", "compute_max_iter", "lr_drop_iterations",
     "RLIPv2Trainer", "resolve_amp_dtype",

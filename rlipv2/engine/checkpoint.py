@@ -15,10 +15,21 @@
   than the model (official pre-training uses 200 queries, HICO-DET fine-tuning 128), the
   ``tgt_embed`` / ``verb_tgt_embed`` / ``refpoint_embed`` weights keep their first rows, as the
   official ``filter_ckpt_tgt_anchor`` does.
+* **Frozen weights stored once** (``frozen_weights_once=True``, ``train.checkpointer.frozen_weights_once``):
+  the parameters that do not train (``requires_grad=False``, e.g. a frozen pretrained text encoder)
+  are written once into ``frozen_weights_<sha256 prefix>.pth`` next to the checkpoints, and each
+  checkpoint stores only their names and that file name (``"frozen_weights"``), also for the EMA
+  state. Loading a checkpoint reads the file back by name, so resuming, ``--eval-only`` and the
+  predictor see complete weights. The file name is the hash of the frozen tensors: if they ever
+  change, a new file is written and older checkpoints keep theirs.
+
+Loading refuses (:class:`CheckpointMismatchError`) a checkpoint of which not a single weight matches
+the model, e.g. an official checkpoint that was not converted: nothing would be initialised.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import pickle
@@ -181,6 +192,8 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         strict: raise :class:`CheckpointMismatchError` unless the checkpoint's model weights match the
             model exactly (no missing, unexpected or wrongly shaped keys). Use it to evaluate or
             run a trained model; leave it off to initialise from partly matching weights.
+        frozen_weights_once: save the parameters with ``requires_grad=False`` once per run in
+            ``frozen_weights_<hash>.pth`` instead of in every checkpoint (see the module docstring).
     """
 
     def __init__(
@@ -194,6 +207,7 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         allow_unsafe_load: bool = False,
         extra_safe_globals: Sequence = (),
         strict: bool = False,
+        frozen_weights_once: bool = False,
         **checkpointables,
     ):
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
@@ -203,6 +217,7 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         self.query_suffixes = tuple(query_suffixes)
         self.allow_unsafe_load = allow_unsafe_load
         self.extra_safe_globals = tuple(extra_safe_globals)
+        self.frozen_weights_once = frozen_weights_once
 
     # ------------------------------------------------------------------ saving
     def save(self, name: str, **kwargs: Any) -> None:
@@ -213,6 +228,8 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(kwargs)
+        if self.frozen_weights_once:
+            self._move_frozen_weights_out(data)
 
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
@@ -227,6 +244,65 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
             with atomic_open(os.path.join(local_dir, basename), "wb") as f:
                 torch.save(data, f)
         self.tag_last_checkpoint(basename)
+
+    # --------------------------------------------------------- frozen weights
+    def frozen_parameter_names(self) -> list[str]:
+        """State-dict names of the model parameters that do not train (``requires_grad=False``)."""
+        return sorted(n for n, p in self.model.named_parameters(remove_duplicate=False) if not p.requires_grad)
+
+    @staticmethod
+    def _digest(tensors: dict[str, torch.Tensor]) -> str:
+        h = hashlib.sha256()
+        for k in sorted(tensors):
+            t = tensors[k].detach().cpu().contiguous()
+            h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        return h.hexdigest()
+
+    def _move_frozen_weights_out(self, data: dict[str, Any]) -> None:
+        """Replace the frozen tensors of ``data`` by a reference to ``frozen_weights_<hash>.pth`` (written once)."""
+        names = set(self.frozen_parameter_names())
+        frozen = {k: v for k, v in data["model"].items() if k in names}
+        if not frozen:
+            return
+        basename = f"frozen_weights_{self._digest(frozen)[:16]}.pth"
+        local_dir = self._local_dir()
+        if local_dir is None:
+            return  # remote storage: keep the checkpoint self-contained
+        path = os.path.join(local_dir, basename)
+        if not os.path.isfile(path):
+            self.logger.info(f"Saving the {len(frozen)} frozen weights once to {path}")
+            with atomic_open(path, "wb") as f:
+                torch.save({"model": frozen}, f)
+        data["model"] = {k: v for k, v in data["model"].items() if k not in frozen}
+        data["frozen_weights"] = {"file": basename, "keys": sorted(frozen)}
+        for key in self.checkpointables:  # e.g. the EMA shadow: a frozen weight's average is the weight
+            state = data.get(key)
+            shadow = state.get("state") if isinstance(state, dict) else None
+            if isinstance(shadow, dict) and frozen.keys() <= shadow.keys():
+                if all(torch.equal(shadow[k].cpu(), frozen[k].cpu()) for k in frozen):
+                    state["state"] = {k: v for k, v in state["state"].items() if k not in frozen}
+                    state["frozen_weights_removed"] = True
+
+    def _restore_frozen_weights(self, checkpoint: dict[str, Any], filename: str) -> None:
+        """Fill in the weights a checkpoint stores in its ``frozen_weights`` file (inverse of the above)."""
+        ref = checkpoint.pop("frozen_weights", None)
+        if ref is None:
+            return
+        path = os.path.join(os.path.dirname(filename), ref["file"])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"Checkpoint '{filename}' keeps its {len(ref['keys'])} frozen weights in '{ref['file']}', "
+                f"which is missing from {os.path.dirname(filename) or '.'}: copy it next to the checkpoint"
+            )
+        frozen = self._torch_load(path).get("model", {})
+        missing = [k for k in ref["keys"] if k not in frozen]
+        if missing:
+            raise ValueError(f"'{path}' lacks frozen weights of '{filename}', e.g. {missing[:3]}")
+        checkpoint["model"] = {**{k: frozen[k] for k in ref["keys"]}, **checkpoint["model"]}
+        for value in checkpoint.values():
+            if isinstance(value, dict) and value.pop("frozen_weights_removed", False):
+                value["state"] = {**{k: frozen[k].clone() for k in ref["keys"]}, **value["state"]}
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         """Atomically replace ``<save_dir>/last_checkpoint`` with the given file name."""
@@ -292,7 +368,9 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
                 raise ValueError(f"Cannot load .pyth file {filename}: pycls checkpoints must contain 'model_state'")
             state = {k: v for k, v in loaded["model_state"].items() if not k.endswith("num_batches_tracked")}
             return {"model": state, "__author__": "pycls", "matching_heuristics": True}
-        return super()._load_file(filename)
+        checkpoint = super()._load_file(filename)
+        self._restore_frozen_weights(checkpoint, filename)
+        return checkpoint
 
     def _torch_load(self, f: str) -> dict[str, Any]:
         local = PathManager.get_local_path(f)
@@ -301,7 +379,7 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         else:
             loaded = safe_torch_load(local, extra_safe_globals=self.extra_safe_globals, name=f)
         if not isinstance(loaded, dict):
-            raise ValueError(f"Checkpoint '{f}' holds a {type(loaded).__name__}, expected a dict")
+            raise SchemaError(f"checkpoint '{f}' holds a {type(loaded).__name__}, expected a dict")
         return loaded
 
     def _load_model(self, checkpoint: dict[str, Any]):
@@ -315,27 +393,25 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
             done = truncate_query_embeddings(state, self.model.state_dict(), self.query_suffixes)
             for k, n_old, n_new in done:
                 self.logger.info(f"Query truncation: '{k}' keeps the first {n_new} of {n_old} rows")
+        num_model_keys = len(self.model.state_dict())
         incompatible = super()._load_model(checkpoint)
         if self.strict:
             self._check_strict(incompatible)
-        else:
-            self._check_some_matched(incompatible)
+        if state and incompatible is not None:
+            self._check_anything_loaded(incompatible, len(state), num_model_keys)
         return incompatible
 
-    def _check_some_matched(self, incompatible) -> None:
-        """Report the fraction of model weights the checkpoint set; none at all is an error (a checkpoint of
-        another architecture would otherwise train from scratch with warnings only)."""
-        total = len(self.model.state_dict())
-        matched = total - len(set(incompatible.missing_keys))
-        self.logger.info(f"Checkpoint '{self._loading}' set {matched} of the model's {total} weights "
-                         f"({100.0 * matched / max(total, 1):.1f}%)")
-        if total and matched == 0:
-            shapes = (f"; {len(incompatible.incorrect_shapes)} keys have other shapes, e.g. "
-                      f"'{incompatible.incorrect_shapes[0][0]}'" if incompatible.incorrect_shapes else "")
+    def _check_anything_loaded(self, incompatible, num_checkpoint_keys: int, num_model_keys: int) -> None:
+        loaded = num_model_keys - len(set(incompatible.missing_keys))
+        self.logger.info(f"Checkpoint '{self._loading}' set {loaded} of the model's {num_model_keys} weights "
+                         f"({100.0 * loaded / max(num_model_keys, 1):.1f}%)")
+        if loaded <= 0 and num_model_keys:
+            keys = sorted(incompatible.unexpected_keys)[:3]
             raise CheckpointMismatchError(
-                f"Checkpoint '{self._loading}' sets none of the {total} weights of {type(self.model).__name__} "
-                f"(wrong architecture or config?){shapes}. Official checkpoints must be converted first "
-                "(tools/convert_official_checkpoint.py).")
+                f"Checkpoint '{self._loading}': none of its {num_checkpoint_keys} weights matches a weight of "
+                f"{type(self.model).__name__} (its keys look like {keys}); an official RLIPv2 checkpoint must be "
+                "converted first (tools/convert_official_checkpoint.py)"
+            )
 
     def _check_strict(self, incompatible) -> None:
         from fvcore.common.checkpoint import _filter_reused_missing_keys

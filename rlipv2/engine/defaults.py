@@ -4,8 +4,9 @@
   into a ``torch.device``;
 * :func:`create_ddp_model` wraps a model in DDP when there is more than one process, on GPU
   (``device_ids=[local_rank]``) or CPU (gloo, ``device_ids=None``);
-* :func:`default_setup` is Detectron2's ``default_setup`` with an atomic ``config.yaml`` write and
-  ``seed + rank`` seeding (official RLIPv2: 42 + rank);
+* :func:`default_setup` is Detectron2's ``default_setup`` with an atomic ``config.yaml`` write
+  (``config_eval.yaml`` for ``--eval-only``, so that evaluating never replaces the training run's
+  config) and ``seed + rank`` seeding (official RLIPv2: 42 + rank);
 * :func:`fill_dataset_size` sets ``train.dataset_size`` from the training dataset when the config
   derives ``train.max_iter`` from epochs and it was left ``None``.
 """
@@ -80,7 +81,9 @@ def default_setup(cfg: DictConfig, args) -> None:
     """Logging, environment report, config backup and seeding at the start of a job.
 
     * loggers "detectron2", "fvcore" and "rlipv2" write to the console and ``<output_dir>/log.txt``;
-    * the full config is saved (atomically) to ``<output_dir>/config.yaml``;
+    * the full config is saved (atomically) to ``<output_dir>/config.yaml``, or to
+      ``<output_dir>/config_eval.yaml`` when ``args.eval_only`` (the training run's ``config.yaml``
+      in the same directory is left as it is);
     * every RNG is seeded with ``train.seed + rank`` (a random seed when ``train.seed < 0``).
     """
     output_dir = OmegaConf.select(cfg, "train.output_dir", default=None)
@@ -93,7 +96,7 @@ def default_setup(cfg: DictConfig, args) -> None:
     log.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
     log.info("Command line arguments: " + str(args))
     if comm.is_main_process() and output_dir:
-        path = os.path.join(output_dir, "config.yaml")
+        path = os.path.join(output_dir, "config_eval.yaml" if getattr(args, "eval_only", False) else "config.yaml")
         save_config(cfg, path)
         log.info(f"Full config saved to {path}")
     seed = OmegaConf.select(cfg, "train.seed", default=-1)

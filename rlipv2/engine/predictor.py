@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.data import transforms as T
 from omegaconf import DictConfig
 from torch import nn
@@ -161,7 +161,7 @@ class RelationPredictor:
         cfg_or_model: a LazyConfig path, a loaded LazyConfig (its ``model`` is instantiated), or a
             ready ``nn.Module``.
         weights: checkpoint to load (``None``: for a config, ``train.init_checkpoint`` if set).
-        opts: ``key=value`` overrides applied to a config path.
+        opts: ``key=value`` overrides applied to the config (strict: unknown keys are refused).
         min_size, max_size: test-time resize (shortest side, longest-side cap); 800 / 1333 officially.
         score_thresh, top_k, nms_thresh: triplet filtering (see :func:`relation_triplets`).
         device: "cpu", "cuda", ... (default: CUDA when available).
@@ -195,9 +195,13 @@ class RelationPredictor:
         if isinstance(cfg_or_model, nn.Module):
             model = cfg_or_model
         else:
+            from rlipv2.config import apply_overrides, load_config
+
             cfg = cfg_or_model
             if isinstance(cfg, (str, os.PathLike)):
-                cfg = LazyConfig.apply_overrides(LazyConfig.load(os.fspath(cfg)), list(opts))
+                cfg = load_config(os.fspath(cfg), opts)  # strict overrides
+            elif opts:
+                cfg = apply_overrides(copy.deepcopy(cfg), opts)
             if "model" not in cfg:
                 raise ValueError("RelationPredictor: the config has no `model` entry")
             model = instantiate(copy.deepcopy(cfg.model))
@@ -249,11 +253,12 @@ class RelationPredictor:
         shrunk right after decoding (its shorter side stays >= ``min_size``): the array may then be
         smaller than the file. :meth:`__call__` reports boxes in the file's pixels all the same.
         """
-        img, name, _ = self._read(image)
+        img, name, _ = self.load_image(image)
         return img, name
 
-    def _read(self, image) -> tuple[np.ndarray, str, tuple[int, int]]:
-        """(RGB array, file name, (height, width) of the original image)."""
+    def load_image(self, image) -> tuple[np.ndarray, str, tuple[int, int]]:
+        """:meth:`read_image` plus the (height, width) of the original image, to pass as ``original_size``
+        to :meth:`predict_rgb` when the array was shrunk."""
         if isinstance(image, (str, os.PathLike)):
             path = os.fspath(image)
             try:
@@ -300,18 +305,38 @@ class RelationPredictor:
             self._model_vocabulary = (list(objects), list(relations))
         return objects, relations
 
-    def __call__(self, image, objects=None, relations=None) -> dict[str, Any]:
+    def __call__(self, image, objects=None, relations=None, *, score_thresh: float | None = None,
+                 top_k: int | None = None) -> dict[str, Any]:
         """Detect relation triplets in one image (path or array).
 
+        ``score_thresh`` / ``top_k`` override the predictor's for this call only.
+
         Returns:
-            ``{"file_name", "height", "width", "objects", "relations", "triplets"}`` where
-            ``triplets`` is the output of :func:`relation_triplets`.
+            ``{"file_name", "height", "width", "objects", "relations", "triplets", "best_score"}`` where
+            ``triplets`` is the output of :func:`relation_triplets` and ``best_score`` the highest
+            relation score of any pair, above the threshold or not (``None`` without pairs).
+        """
+        img, name, size = self.load_image(image)
+        return self.predict_rgb(img, name, objects, relations, score_thresh=score_thresh, top_k=top_k,
+                                original_size=size)
+
+    def predict_rgb(self, image_rgb: np.ndarray, file_name: str = "", objects=None, relations=None, *,
+                    score_thresh: float | None = None, top_k: int | None = None,
+                    original_size: tuple[int, int] | None = None) -> dict[str, Any]:
+        """:meth:`__call__` on an image already read by :meth:`read_image` ((H, W, 3) uint8 RGB).
+
+        ``original_size``: (height, width) of the file when ``image_rgb`` is a shrunk copy of it: boxes,
+        ``height`` and ``width`` are then reported in the file's pixels.
         """
         objects, relations = self.set_label_texts(objects, relations)
-        img, name, (h, w) = self._read(image)
-        output = self.predict_raw(img, name, original_size=(h, w))
+        output = self.predict_raw(image_rgb, file_name, original_size=original_size)
         triplets = relation_triplets(
-            output, objects, relations, score_thresh=self.score_thresh, top_k=self.top_k, nms_thresh=self.nms_thresh
+            output, objects, relations,
+            score_thresh=self.score_thresh if score_thresh is None else float(score_thresh),
+            top_k=self.top_k if top_k is None else int(top_k), nms_thresh=self.nms_thresh,
         )
-        return {"file_name": name, "height": h, "width": w, "objects": objects,
-                "relations": relations, "triplets": triplets}
+        scores = torch.as_tensor(output["pairs"]["relation_scores"])
+        best = float(scores.max()) if scores.numel() else None
+        h, w = original_size or image_rgb.shape[:2]
+        return {"file_name": file_name, "height": h, "width": w, "objects": objects,
+                "relations": relations, "triplets": triplets, "best_score": best}

@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-shot", default=None, help="UC-RF | UC-NF | UO | UV | JSON file: report unseen/seen/full")
     p.add_argument("--json-out", default=None, help="where to write the results JSON")
     p.add_argument("--output-dir", default=None, help="also write the per-class CSV and PNG here")
-    p.add_argument("--object-ids", default="auto", help="auto | coco80 | identity | JSON list of dataset ids")
+    p.add_argument("--object-ids", default="auto", help="auto | coco80 | identity | JSON list of dataset ids | "
+                   "object_names.json ({name: id} in label order)")
     p.add_argument("--verb-offset", default="auto", choices=("auto", "0", "1"),
                    help="dataset verb id - offset = column")
     p.add_argument("--json-ids", choices=("dataset", "contiguous"), default="dataset",

@@ -85,7 +85,8 @@ class IdMaps:
 
     @classmethod
     def from_spec(cls, correct_mat: np.ndarray, object_ids: str = "auto", verb_offset: str = "auto") -> IdMaps:
-        """``object_ids``: auto | coco80 | identity | a JSON file with the list of dataset ids.
+        """``object_ids``: auto | coco80 | identity | a JSON file with the list of dataset ids, or an
+        object-names file ``{name: dataset id}`` in label order (``object_names_file`` of a dataset).
 
         ``auto`` = coco80 with verb offset 1 when correct_mat has HICO-DET's shape (117, 80), otherwise
         identity (0-based contiguous ids) with verb offset 0.
@@ -101,7 +102,10 @@ class IdMaps:
         elif object_ids == "identity":
             ids = list(range(no))
         else:
-            ids = check_id_list(load_json(object_ids), str(object_ids))
+            ids = load_json(object_ids)
+            if isinstance(ids, dict):  # {name: id} in label order
+                ids = list(ids.values())
+            ids = check_id_list(ids, str(object_ids))
             if len(ids) != no:
                 raise ValueError(f"{object_ids}: {len(ids)} object ids but correct_mat has {no} object columns")
         off = (1 if hico else 0) if verb_offset == "auto" else int(verb_offset)

@@ -220,11 +220,12 @@ class LazyConfigTagger(ModuleRelationTagger):
     def __init__(self, config_file: str, weights: str | None = None, device: str = "cpu",
                  overrides: Sequence[str] = (), min_size: int = 800, max_size: int = 1333,
                  forward_method: str = "forward"):
-        from detectron2.config import LazyConfig, instantiate
+        from detectron2.config import instantiate
 
+        from rlipv2.config import load_config
         from rlipv2.engine.checkpoint import RLIPv2Checkpointer
 
-        cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), list(overrides))
+        cfg = load_config(config_file, overrides)
         if "model" not in cfg:
             raise ValueError(f"{config_file}: the tagger config has no 'model' node")
         model = instantiate(cfg.model)

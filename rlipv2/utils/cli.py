@@ -12,6 +12,7 @@ import argparse
 import logging
 import math
 import os
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +21,8 @@ __all__ = ["INPUT_ERRORS", "run_cli", "finite_float", "float_in", "unit_interval
            "positive_float", "int_at_least", "positive_int", "nonnegative_int"]
 
 #: Errors that mean "the input is bad" (a file, a field, a shape); anything else is a bug and keeps its traceback.
-INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, EOFError)
+#: (``pickle.UnpicklingError`` covers checkpoints refused as unsafe: ``UnsafeCheckpointError``.)
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, EOFError, pickle.UnpicklingError)
 
 
 def run_cli(main: Callable[[Sequence[str]], Any], prog: str, argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
-           "nan_to_null", "remove_stale_temp_files"]
+           "json_safe", "remove_stale_temp_files"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -95,14 +95,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def nan_to_null(obj: Any) -> Any:
-    """A copy of a JSON-like object with every NaN / inf float replaced by None (JSON null)."""
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN / inf floats replaced by None (recursively), so that it serialises as standard JSON."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    if isinstance(obj, dict):
-        return {k: nan_to_null(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [nan_to_null(v) for v in obj]
     return obj
 
 
@@ -118,7 +118,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None =
     if nan not in ("error", "null"):
         raise ValueError(f"nan must be 'error' or 'null', got {nan!r}")
     if nan == "null":
-        obj = nan_to_null(json.loads(json.dumps(obj, default=default)) if default is not None else obj)
+        obj = json_safe(json.loads(json.dumps(obj, default=default)) if default is not None else obj)
     try:
         text = json.dumps(obj, indent=indent, allow_nan=False, ensure_ascii=ensure_ascii, default=default)
     except ValueError as e:

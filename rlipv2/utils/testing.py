@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 
 __all__ = ["build_local_tokenizer", "build_tiny_roberta", "save_tiny_text_encoder", "hico_label_texts",
-           "TINY_LABELS"]
+           "write_tiny_model_files", "TINY_LABELS"]
 
 TINY_LABELS = (["person", "bicycle", "cup", "dog", "no objects"]
                + ["hold", "ride", "sit on", "walk", "drink with"])
@@ -77,3 +77,39 @@ def save_tiny_text_encoder(directory: str | os.PathLike, texts: Iterable[str] = 
     tok.save_pretrained(directory)
     model.save_pretrained(directory)
     return directory
+
+
+_TINY_MODEL_CONFIG = """\
+# The tiny RLIPv2-ParSeDA with a tiny random RoBERTa (written by rlipv2.utils.testing.write_tiny_model_files).
+from detectron2.config import LazyConfig
+
+model = LazyConfig.load({base!r}).model
+model.text_encoder.name_or_path = {text_dir!r}
+"""
+
+
+def write_tiny_model_files(directory: str | os.PathLike, texts: Iterable[str] = TINY_LABELS) -> tuple[str, str]:
+    """A LazyConfig of the tiny RLIPv2-ParSeDA (``configs/common/models/rlipv2_parseda_tiny.py``, random tiny
+    RoBERTa trained-tokenizer text encoder) and a checkpoint of its random weights, for servers and CLIs
+    started in tests and benchmarks.
+
+    Returns:
+        (config path, weights path), both under ``directory``.
+    """
+    from pathlib import Path
+
+    import torch
+    from detectron2.config import LazyConfig, instantiate
+
+    from ..engine.checkpoint import RLIPv2Checkpointer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    base = Path(__file__).resolve().parents[2] / "configs" / "common" / "models" / "rlipv2_parseda_tiny.py"
+    text_dir = save_tiny_text_encoder(directory / "text_encoder", texts)
+    config = directory / "tiny_model.py"
+    config.write_text(_TINY_MODEL_CONFIG.format(base=str(base), text_dir=str(text_dir)))
+    torch.manual_seed(0)
+    model = instantiate(LazyConfig.load(str(config)).model)
+    RLIPv2Checkpointer(model, str(directory)).save("tiny_model")
+    return str(config), str(directory / "tiny_model.pth")

@@ -30,6 +30,7 @@ def draw_relation_triplets(
     *,
     max_triplets: int | None = 20,
     scale: float = 1.0,
+    min_size: int | None = None,
     font_size: float | None = None,
 ) -> np.ndarray:
     """Draw up to ``max_triplets`` triplets (highest score first) on an RGB image.
@@ -40,6 +41,8 @@ def draw_relation_triplets(
             ``relation`` and ``score``.
         max_triplets: draw at most this many (None: all).
         scale: output scale of the Visualizer.
+        min_size: upscale further, if needed, so that the drawing's shortest side is at least this
+            (labels on small images stay readable); never downscales.
         font_size: text size (default: Detectron2's, proportional to the image size).
 
     Returns:
@@ -47,6 +50,8 @@ def draw_relation_triplets(
     """
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3), got {image_rgb.shape}")
+    if min_size:
+        scale = max(scale, min_size / max(1, min(image_rgb.shape[:2])))
     vis = Visualizer(image_rgb, scale=scale)
     ordered = sorted(triplets, key=lambda t: -float(t["score"]))
     if max_triplets is not None:

@@ -215,3 +215,30 @@ def test_lazy_metadata_survives_pickling(vg_files, registered):
     m = pickle.loads(pickle.dumps(MetadataCatalog.get("t_pick")))  # e.g. sent to a spawned worker
     assert m.thing_classes == ["man", "horse"] and m.predicate_frequencies == [1, 1]
     assert "thing_classes" not in MetadataCatalog.get("t_pick").__dict__  # the original is still lazy
+
+
+def test_registration_config_nodes(hico_files, vg_files, registered):
+    """registered_dataset / registered_mixture: LazyConfig nodes that register when instantiated (in every
+    process that builds the loader), idempotent for the same arguments, an error for others."""
+    from detectron2.config import LazyCall as L
+    from detectron2.config import instantiate
+
+    from rlipv2.data import registered_dataset, registered_mixture
+
+    js, root = hico_files
+    vg_js, vg_root = vg_files
+    node = L(registered_mixture)(
+        name="t_node_mix",
+        parts=[L(registered_dataset)(name="t_node_hico", json_file=js, image_root=root, format="hico"),
+               L(registered_dataset)(name="t_node_vg", json_file=vg_js, image_root=vg_root, format="vg")],
+    )
+    registered.extend(["t_node_mix", "t_node_hico", "t_node_vg"])
+    assert "t_node_mix" not in DatasetCatalog
+    assert instantiate(node) == "t_node_mix"
+    assert instantiate(node) == "t_node_mix"  # again: nothing changes
+    assert len(DatasetCatalog.get("t_node_mix")) == len(DatasetCatalog.get("t_node_hico")) + len(
+        DatasetCatalog.get("t_node_vg"))
+    with pytest.raises(ValueError, match="t_node_hico.*other arguments"):
+        registered_dataset("t_node_hico", js, root + "_elsewhere", format="hico")
+    with pytest.raises(ValueError, match="already registered .by other code"):
+        registered_dataset("hico_det_train", js, root)

@@ -76,7 +76,8 @@ def test_world_content(tmp_path):
 def test_registration_is_lazy_and_loads(tmp_path, registered):
     names = register_synthetic_world(root=str(tmp_path), config=CFG, prefix="t_syn")
     registered.extend(names)
-    assert set(names) == {"t_syn_hoi_train", "t_syn_hoi_test", "t_syn_hoi_test_unseen", "t_syn_vg_train"}
+    assert set(names) == {"t_syn_hoi_train", "t_syn_hoi_train_1pct", "t_syn_hoi_train_10pct", "t_syn_hoi_test",
+                          "t_syn_hoi_test_unseen", "t_syn_vg_train"}
     assert not os.listdir(tmp_path)  # nothing generated yet
     md = MetadataCatalog.get("t_syn_hoi_train")
     assert md.thing_classes == OBJECTS and md.predicate_classes == VERBS and md.subject_class == 0

@@ -100,7 +100,8 @@ class ToyRelationModel(nn.Module):
     """Q pair queries; each predicts a subject box, an object box, object classes and relation scores."""
 
     def __init__(self, num_queries: int = 4, dim: int = 8, num_objects: int = NUM_OBJECTS,
-                 num_relations: int = NUM_RELATIONS, dropout: float = 0.0, die_after: int | None = None):
+                 num_relations: int = NUM_RELATIONS, dropout: float = 0.0, die_after: int | None = None,
+                 freeze_text_encoder: bool = False):
         super().__init__()
         self.num_queries = num_queries
         self.dropout = nn.Dropout(dropout)
@@ -109,6 +110,8 @@ class ToyRelationModel(nn.Module):
         self._train_calls = 0
         self.backbone = nn.Sequential(nn.Conv2d(3, dim, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         self.text_encoder = nn.Linear(dim, dim)
+        if freeze_text_encoder:  # a frozen pretrained part (train.checkpointer.frozen_weights_once)
+            self.text_encoder.requires_grad_(False)
         self.transformer = _Transformer(dim)
         self.tgt_embed = nn.Embedding(num_queries, dim)
         self.verb_tgt_embed = nn.Embedding(num_queries, dim)

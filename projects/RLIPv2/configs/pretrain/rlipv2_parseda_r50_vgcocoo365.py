@@ -9,11 +9,13 @@ Initialised from DAB-Deformable-DETR detection weights (COCO + Objects365), conv
 The text encoder is "roberta-base" by name; offline, point ``model.text_encoder.name_or_path`` to a
 local copy.
 """
-from .....configs.common.data.vg_pretrain import dataloader  # noqa: F401
-from .....configs.common.models.rlipv2_parseda_r50 import model  # noqa: F401
-from .....configs.common.optim import optimizer  # noqa: F401
-from .....configs.common.schedule import lr_multiplier  # noqa: F401
-from .....configs.common.train import train  # noqa: F401
+from rlipv2.model_zoo import get_config
+
+dataloader = get_config("common/data/vg_pretrain.py").dataloader
+model = get_config("common/models/rlipv2_parseda_r50.py").model
+optimizer = get_config("common/optim.py").optimizer
+lr_multiplier = get_config("common/schedule.py").lr_multiplier
+train = get_config("common/train.py").train
 
 # --- model: the pre-training criterion of the common model config (RQL + RPL, subject class), 200 queries
 model.decoder.num_queries = 200

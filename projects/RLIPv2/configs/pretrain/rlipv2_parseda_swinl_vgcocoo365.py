@@ -4,11 +4,11 @@ Official script: train_RLIP_ParSeDA_v2_mixed_vgcocoo365_swinL.sh. As Swin-T with
 (drop_path 0.5) and 2 per GPU x 8 GPUs x 4 nodes = 64 ("bs64"). Detection initialisation:
 ``train.init_checkpoint=weights/dab_ddetr_swinl_cocoo365.pth``.
 """
-from .....configs.common.models.rlipv2_parseda_swin_l import model as _swin  # noqa: F401
+from rlipv2.model_zoo import get_config, use_backbone
+
 from .rlipv2_parseda_swint_vgcocoo365 import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
-model.backbone = _swin.backbone
-model.neck.in_channels = _swin.neck.in_channels
+use_backbone(model, get_config("common/models/rlipv2_parseda_swin_l.py").model)
 
 dataloader.train.total_batch_size = 64  # 2 per GPU x 8 GPUs x 4 nodes
 train.init_checkpoint = "weights/dab_ddetr_swinl_cocoo365.pth"

@@ -5,13 +5,11 @@ text 1.41e-5, 20 / 15 epochs) with Swin-T (drop_path 0.2) and 4 per GPU x 8 GPUs
 (the released checkpoint is named "bs64"). Detection initialisation:
 ``train.init_checkpoint=weights/dab_ddetr_swint_cocoo365.pth``.
 """
-from .....configs.common.models.rlipv2_parseda_swin_t import model as _swin  # noqa: F401
+from rlipv2.model_zoo import get_config, use_backbone
+
 from .rlipv2_parseda_r50_vgcocoo365 import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
-model.backbone = _swin.backbone
-model.in_features = _swin.in_features
-model.neck.in_channels = _swin.neck.in_channels
-model.position_embedding.offset = _swin.position_embedding.offset
+use_backbone(model, get_config("common/models/rlipv2_parseda_swin_t.py").model)
 
 dataloader.train.total_batch_size = 64  # 4 per GPU x 8 GPUs x 2 nodes
 train.init_checkpoint = "weights/dab_ddetr_swint_cocoo365.pth"

@@ -19,11 +19,12 @@ from detectron2.config import LazyCall as L
 from detectron2.data import MetadataCatalog, build_detection_train_loader
 
 from rlipv2.data import LabelSequenceBuilder, RelationDatasetMapper, get_relation_dataset_dicts
+from rlipv2.model_zoo import get_config
 
-from .....configs.common.models.rtagger_r50 import model
-from .....configs.common.optim import optimizer
-from .....configs.common.schedule import lr_multiplier  # noqa: F401  (a config entry)
-from .....configs.common.train import train
+model = get_config("common/models/rtagger_r50.py").model
+optimizer = get_config("common/optim.py").optimizer
+lr_multiplier = get_config("common/schedule.py").lr_multiplier
+train = get_config("common/train.py").train
 
 TRAIN_SET = "vg_rel_train"
 

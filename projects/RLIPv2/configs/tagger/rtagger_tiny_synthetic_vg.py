@@ -6,9 +6,12 @@
     python tools/lazyconfig_train_net.py --config-file projects/RLIPv2/configs/tagger/rtagger_tiny_synthetic_vg.py \\
         model.text_encoder.name_or_path=/path/to/tiny_roberta train.max_iter=20
 """
-from .....configs.common.models.rtagger_tiny import model
+from rlipv2.model_zoo import get_config
+
 from .rtagger_r50_vg import dataloader, lr_multiplier, optimizer, train  # noqa: F401  (config entries)
 from .rtagger_r50_vg import model as _vg_model
+
+model = get_config("common/models/rtagger_tiny.py").model
 
 TRAIN_SET = "synthetic_vg_train"
 

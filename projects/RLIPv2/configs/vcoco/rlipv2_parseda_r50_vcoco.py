@@ -6,11 +6,13 @@ model the README reports): 20 epochs, lr drop at 15, lr 1e-4 (backbone and text 
 out) nor RPL, fixed label sequence (80 objects + "missing objects" + "no objects" + 29 verbs).
 ``train.init_checkpoint=weights/rlipv2_r50_pretrain.pth``.
 """
-from .....configs.common.data.vcoco import dataloader  # noqa: F401
-from .....configs.common.models.rlipv2_parseda_r50 import model  # noqa: F401
-from .....configs.common.optim import optimizer  # noqa: F401
-from .....configs.common.schedule import lr_multiplier  # noqa: F401
-from .....configs.common.train import train  # noqa: F401
+from rlipv2.model_zoo import get_config
+
+dataloader = get_config("common/data/vcoco.py").dataloader
+model = get_config("common/models/rlipv2_parseda_r50.py").model
+optimizer = get_config("common/optim.py").optimizer
+lr_multiplier = get_config("common/schedule.py").lr_multiplier
+train = get_config("common/train.py").train
 
 model.decoder.num_queries = 200
 model.head.subject_class = True

@@ -3,13 +3,11 @@
 As R50 with Swin-T (drop_path 0.2); 4 per GPU x 4 GPUs x 2 nodes = 32 (the script leaves the node
 count open; 32 goes with its lr 1e-4). ``train.init_checkpoint=weights/rlipv2_swint_pretrain.pth``.
 """
-from .....configs.common.models.rlipv2_parseda_swin_t import model as _swin  # noqa: F401
+from rlipv2.model_zoo import get_config, use_backbone
+
 from .rlipv2_parseda_r50_vcoco import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
-model.backbone = _swin.backbone
-model.in_features = _swin.in_features
-model.neck.in_channels = _swin.neck.in_channels
-model.position_embedding.offset = _swin.position_embedding.offset
+use_backbone(model, get_config("common/models/rlipv2_parseda_swin_t.py").model)
 
 dataloader.train.total_batch_size = 32  # 4 per GPU x 4 GPUs x 2 nodes
 train.init_checkpoint = "weights/rlipv2_swint_pretrain.pth"
