@@ -124,6 +124,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=("tests", "tests.*", "tools", "tools.*", "configs", "projects")),
     package_data={"rlipv2": ["data/metadata/*", "data/metadata/**/*"]},
+    # requirements/*.txt pin everything (`make setup`); listed here: what `import rlipv2.schemas` needs
+    install_requires=["pydantic>=2.7,<3", "numpy>=1.24"],
     # optional: the web demo (tools/web_demo.py) and its browser test
     extras_require={"web": read_requirements("web.txt"),
                     "web-test": read_requirements("web.txt") + read_requirements("web-test.txt")},

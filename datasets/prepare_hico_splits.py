@@ -20,10 +20,12 @@ from rlipv2.data.splits import few_shot_entries, hico_unseen_file_pairs, zero_sh
 
 
 def main(argv=None):
+    from rlipv2.utils.cli import nonnegative_int
+
     default_root = os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), "hico_20160224_det")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=default_root)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=nonnegative_int, default=0)
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     ann = os.path.join(args.root, "annotations")

@@ -18,7 +18,8 @@ def test_every_benchmark_script_is_listed(tmp_path):
     on_disk = {p.name for p in (REPO / "tools").glob("benchmark_*.py")}
     assert on_disk <= listed, on_disk - listed
     assert {"benchmark_ops.py", "benchmark_model.py", "benchmark_data.py", "benchmark_eval.py",
-            "benchmark_train.py", "benchmark_pseudo_label.py", "benchmark_web_demo.py"} == listed
+            "benchmark_train.py", "benchmark_pseudo_label.py", "benchmark_schemas.py",
+            "benchmark_web_demo.py"} == listed
 
 
 def test_report_leads_with_ratios_and_says_when_no_gpu_run(tmp_path):

@@ -66,9 +66,11 @@ def _write_images(folder, n, w, h, seed=0):
 
 
 def main(argv=None):
+    from rlipv2.utils.cli import positive_int
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=40)
-    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--images", type=positive_int, default=40)
+    ap.add_argument("--iters", type=positive_int, default=200)
     ap.add_argument("--size", default="640x480", help="WxH of the JPEGs (HICO-DET images are about 640x480)")
     ap.add_argument("--test", action="store_true", help="benchmark the test-time mapper instead")
     args = ap.parse_args(argv)

@@ -285,13 +285,15 @@ def _vcoco_subset(workdir, vc, keep_list, name):
 
 
 def main():
+    from rlipv2.utils.cli import positive_int
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=9546)
-    ap.add_argument("--queries", type=int, default=100)
-    ap.add_argument("--subset", type=int, default=200, help="images for the slow-reference cross-check")
-    ap.add_argument("--vcoco-images", type=int, default=4946)
-    ap.add_argument("--vcoco-dets", type=int, default=100)
-    ap.add_argument("--pickle-images", type=int, default=500, help="images timed through the pickle path")
+    ap.add_argument("--images", type=positive_int, default=9546)
+    ap.add_argument("--queries", type=positive_int, default=100)
+    ap.add_argument("--subset", type=positive_int, default=200, help="images for the slow-reference cross-check")
+    ap.add_argument("--vcoco-images", type=positive_int, default=4946)
+    ap.add_argument("--vcoco-dets", type=positive_int, default=100)
+    ap.add_argument("--pickle-images", type=positive_int, default=500, help="images timed through the pickle path")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--skip", choices=("hico", "vcoco"), action="append", default=[])
     args = ap.parse_args()

@@ -73,11 +73,12 @@ def main() -> None:
     from detectron2.config import LazyConfig, instantiate
     from detectron2.structures import Boxes, Instances
 
+    from rlipv2.utils.cli import nonnegative_int, positive_int
     from rlipv2.utils.testing import hico_label_texts
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iters", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    p.add_argument("--iters", type=positive_int, default=3)
+    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (0: leave the default)")
     p.add_argument("--text-size", choices=["base", "tiny"], default="base")
     p.add_argument("--tokenizer", choices=["wordpiece", "local"], default="wordpiece")
     p.add_argument("--skip-train", action="store_true")

@@ -131,16 +131,18 @@ def bench_case(name, lq, dtype, device, kernel, repeats, warmup=1, image_hw=IMAG
 
 
 def main(argv=None):
+    from rlipv2.utils.cli import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--dtype", nargs="+", default=["float32"], choices=("float32", "float64", "float16",
                                                                              "bfloat16"))
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and case (default 7)")
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed runs per backend and case (default 7)")
     parser.add_argument("--quick", action="store_true", help="3 repeats")
     parser.add_argument("--cases", nargs="+", default=["encoder", "decoder"], choices=("encoder", "decoder"))
     parser.add_argument("--image", default=f"{IMAGE_HW[0]}x{IMAGE_HW[1]}",
                         help="input image HxW whose feature levels are used (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

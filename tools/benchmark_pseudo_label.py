@@ -60,11 +60,13 @@ def make_dataset(root: str, n_images: int, caps_per_image: int, seed: int = 0) -
 
 
 def main():
+    from rlipv2.utils.cli import nonnegative_int, positive_int
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--captions-per-image", type=int, default=10)
-    ap.add_argument("--shard-size", type=int, default=100)
-    ap.add_argument("--num-workers", type=int, default=0)
+    ap.add_argument("--images", type=positive_int, default=200)
+    ap.add_argument("--captions-per-image", type=positive_int, default=10)
+    ap.add_argument("--shard-size", type=positive_int, default=100)
+    ap.add_argument("--num-workers", type=nonnegative_int, default=0)
     args = ap.parse_args()
 
     from rlipv2.pseudo_labeling import PipelineConfig, PseudoLabelPipeline

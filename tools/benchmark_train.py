@@ -57,10 +57,12 @@ def _time_steps(trainer, warmup: int, iters: int, device) -> float:
 
 
 def main(argv=None) -> int:
+    from rlipv2.utils.cli import nonnegative_int, positive_int
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True)
-    p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=positive_int, default=20)
+    p.add_argument("--warmup", type=nonnegative_int, default=3)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[])
     args = p.parse_args(argv)
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
     for k, v in figures.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     if args.json:
-        atomic_write_json(args.json, figures)
+        atomic_write_json(args.json, figures, nan="null")
     return 0
 
 

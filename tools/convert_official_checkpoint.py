@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     import torch
 
     from rlipv2.modeling.checkpoint_conversion import convert_official_state_dict, truncate_queries
+    from rlipv2.utils.cli import positive_int
     from rlipv2.utils.file_io import atomic_torch_save
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--variant", default="parseda", choices=["parseda", "parsed", "tagger"],
                    help="parseda: RLIPv2-ParSeDA (all released models); parsed: RLIPv2-ParSeD; "
                         "tagger: R-Tagger (RTagger, configs/common/models/rtagger_r50.py)")
-    p.add_argument("--num-queries", type=int, default=None,
+    p.add_argument("--num-queries", type=positive_int, default=None,
                    help="keep this many entity queries (e.g. 128 to fine-tune from a 200-query model)")
     p.add_argument("--truncation", default="paired", choices=["paired", "official"],
                    help="'official' keeps rows 0..N-1 like the official code (breaks pairs); 'paired' keeps pairs")

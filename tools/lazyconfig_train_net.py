@@ -31,6 +31,7 @@ from rlipv2.engine import (
     fill_dataset_size,
     resolve_device,
 )
+from rlipv2.schemas.checkpoint import check_resume_iteration
 from rlipv2.utils.cli import run_cli
 from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json, json_safe
 
@@ -181,6 +182,7 @@ def do_train(args, cfg):
         ema.reset(model)  # average from the initial (or init_checkpoint) weights
     if args.resume and checkpointer.has_checkpoint():
         # The checkpoint stores the iteration that just finished: start at the next one.
+        check_resume_iteration(trainer.iter, max_iter, checkpointer.get_checkpoint_file())
         start_iter = trainer.iter + 1
     else:
         start_iter = 0

@@ -96,6 +96,8 @@ def _zero_dropout(model) -> None:
 
 
 def main() -> int:
+    from rlipv2.utils.cli import nonnegative_float, nonnegative_int, positive_int
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", required=True, help="checkout of github.com/JacobYuan7/RLIPv2")
     p.add_argument("--backbone", choices=["r50", "swin_t"], default="r50")
@@ -104,10 +106,10 @@ def main() -> int:
                         "tagger: the R-Tagger (RLIP_ParSeD --verb_tagger, queries from given pairs; use --gate GLIP; "
                         "--train-mode runs without box/label noise)")
     p.add_argument("--gate", default="VXAc")
-    p.add_argument("--num-queries", type=int, default=8)
+    p.add_argument("--num-queries", type=positive_int, default=8)
     p.add_argument("--size", default="160x224", help="padded batch size HxW; image 2 is padded")
-    p.add_argument("--tol", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tol", type=nonnegative_float, default=1e-4)
+    p.add_argument("--seed", type=nonnegative_int, default=1)
     p.add_argument("--train-mode", action="store_true",
                    help="compare the training-mode forward (dropout set to 0; the official code encodes the labels "
                         "itself and applies its sum<=0 text mask, reproduced with text_mask_quirk=True)")

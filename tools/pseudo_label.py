@@ -41,6 +41,8 @@ def _parse_opts(opts: list[str] | None) -> dict:
 
 
 def get_parser() -> argparse.ArgumentParser:
+    from rlipv2.utils.cli import float_in, nonnegative_int, positive_float, positive_int, unit_interval
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     io = p.add_argument_group("input / output")
@@ -55,12 +57,12 @@ def get_parser() -> argparse.ArgumentParser:
     io.add_argument("--data-split", default=None, help="'data_split' field of each entry (e.g. train2017)")
     io.add_argument("--stages", default="all",
                     help="comma list of captions,parse,match,tag,write,merge, or 'all'")
-    io.add_argument("--shard-size", type=int, default=1000, help="images per shard")
+    io.add_argument("--shard-size", type=positive_int, default=1000, help="images per shard")
     io.add_argument("--drop-images-without-relations", action="store_true",
                     help="leave images without any tagged relation out of the final file (default: keep them)")
     io.add_argument("--overwrite", action="store_true", help="redo finished shards instead of skipping them")
     io.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    io.add_argument("--num-workers", type=int, default=2, help="image-loading workers per rank (tag stage)")
+    io.add_argument("--num-workers", type=nonnegative_int, default=2, help="image-loading workers per rank (tag stage)")
 
     cap = p.add_argument_group("captions")
     cap.add_argument("--captions", default=None,
@@ -68,11 +70,11 @@ def get_parser() -> argparse.ArgumentParser:
     cap.add_argument("--captioner", default=None, help="registered captioner (BlipCaptioner, TemplateCaptioner)")
     cap.add_argument("--blip-weights", default=None,
                      help="local BLIP weights directory (save_pretrained layout); implies --captioner BlipCaptioner")
-    cap.add_argument("--num-captions", type=int, default=10)
-    cap.add_argument("--top-p", type=float, default=0.9)
-    cap.add_argument("--min-length", type=int, default=5)
-    cap.add_argument("--max-length", type=int, default=20)
-    cap.add_argument("--caption-batch-size", type=int, default=8)
+    cap.add_argument("--num-captions", type=positive_int, default=10)
+    cap.add_argument("--top-p", type=float_in(0.0, 1.0, lo_open=True), default=0.9)
+    cap.add_argument("--min-length", type=nonnegative_int, default=5)
+    cap.add_argument("--max-length", type=positive_int, default=20)
+    cap.add_argument("--caption-batch-size", type=positive_int, default=8)
     cap.add_argument("--blip-prompt", default="a picture of ",
                      help="BLIP text prompt (model_large_caption's); '' generates from BOS alone")
     cap.add_argument("--template-relations", default=None,
@@ -84,23 +86,24 @@ def get_parser() -> argparse.ArgumentParser:
     m.add_argument("--paraphrases", default="coco", help="'coco', 'o365' or a JSON {category name: [paraphrases]}")
     m.add_argument("--paraphrase-match", choices=["name", "position"], default=None,
                    help="how paraphrase keys map to the detection categories (default: name; o365: position)")
-    m.add_argument("--group-size", type=int, default=100, help="candidate pairs per tagger group")
+    m.add_argument("--group-size", type=positive_int, default=100, help="candidate pairs per tagger group")
 
     t = p.add_argument_group("tagging")
     t.add_argument("--tagger", default="RandomTagger", help="registered RelationTagger (RandomTagger is untrained)")
     t.add_argument("--tagger-config", default=None, help="tagger config file (passed as config_file=)")
     t.add_argument("--tagger-weights", default=None, help="tagger checkpoint (passed as weights=)")
     t.add_argument("--tagger-opt", action="append", metavar="KEY=VALUE", help="extra tagger arguments")
-    t.add_argument("--threshold", type=float, default=0.05, help="keep (pair, text) scores above this")
-    t.add_argument("--groups-per-batch", type=int, default=16, help="groups per tagger forward pass")
+    t.add_argument("--threshold", type=unit_interval, default=0.05, help="keep (pair, text) scores above this")
+    t.add_argument("--groups-per-batch", type=positive_int, default=16, help="groups per tagger forward pass")
 
     d = p.add_argument_group("distributed (Detectron2 launch)")
-    d.add_argument("--num-gpus", type=int, default=1, help="processes per machine (one per GPU; CPU uses gloo)")
-    d.add_argument("--num-machines", type=int, default=1)
-    d.add_argument("--machine-rank", type=int, default=0)
+    d.add_argument("--num-gpus", type=positive_int, default=1,
+                   help="processes per machine (one per GPU; CPU uses gloo)")
+    d.add_argument("--num-machines", type=positive_int, default=1)
+    d.add_argument("--machine-rank", type=nonnegative_int, default=0)
     port = 2**15 + 2**14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2**14
     d.add_argument("--dist-url", default=f"tcp://127.0.0.1:{port}")
-    d.add_argument("--dist-timeout-hours", type=float, default=24.0,
+    d.add_argument("--dist-timeout-hours", type=positive_float, default=24.0,
                    help="barrier timeout (ranks wait for each other between some stages)")
     return p
 

@@ -82,6 +82,9 @@ def benchmarks(quick: bool, workdir: str) -> list[dict]:
         dict(name="web demo", what="concurrent /detect requests of tools/web_demo.py on loopback (one worker): "
                                    "all succeed, latency p50 / p95 against one request alone",
              script="benchmark_web_demo.py", args=["--requests", "5" if q else "20"], timeout=900),
+        dict(name="schemas", what="schema check of 40k-image HICO-DET / VG files vs their json.load",
+             script="benchmark_schemas.py", args=["--images", "2000", "--repeats", "1"] if q else [],
+             timeout=900),
     ]
     for b in out:
         if b["name"] == "training step":

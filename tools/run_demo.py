@@ -38,13 +38,15 @@ def _load_tool(name: str):
 
 
 def get_parser() -> argparse.ArgumentParser:
+    from rlipv2.utils.cli import nonnegative_int, positive_int
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default="output/demo", help="output directory")
     p.add_argument("--config-file", default=DEFAULT_CONFIG, help="LazyConfig (default: the demo recipe)")
-    p.add_argument("--threads", type=int, default=2,
+    p.add_argument("--threads", type=positive_int, default=2,
                    help="torch intra-op threads (2: both cores of the reference machine; the loader "
                         "worker is light at 128 px)")
-    p.add_argument("--num-vis", type=int, default=8, help="test images to draw predictions on")
+    p.add_argument("--num-vis", type=nonnegative_int, default=8, help="test images to draw predictions on")
     p.add_argument("--skip-train", action="store_true", help="evaluate <output>/train/model_final.pth only")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     return p

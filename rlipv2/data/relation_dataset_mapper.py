@@ -18,8 +18,8 @@ from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, BoxMode, Instances
-from PIL import Image
 
+from ..utils.image_io import UnreadableImageError, read_image_rgb
 from .datasets.common import Problem, RelationDataError
 from .transforms import OFFICIAL_TRAIN_SCALES, build_relation_augmentations
 
@@ -59,9 +59,10 @@ def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
 
     EXIF orientation is ignored on purpose: the official loaders (PIL ``Image.open``) and the box
     annotations use the stored pixel layout (Detectron2's ``read_image`` would rotate such images).
+    16-bit and float images are converted to 8 bits, and images above the pixel limit refused, by
+    :func:`rlipv2.utils.image_io.read_image_rgb`.
     """
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"))
+    arr = read_image_rgb(path)
     if image_format == "BGR":
         arr = arr[:, :, ::-1]
     elif image_format != "RGB":
@@ -227,7 +228,9 @@ class RelationDatasetMapper:
             image = read_image(d["file_name"], self.image_format)
         except FileNotFoundError as e:
             return self._bad(d, "file_name", f"image file not found: {d['file_name']}", "missing_image", e)
-        except Exception as e:  # PIL.UnidentifiedImageError, truncated files, ...
+        except UnreadableImageError as e:  # corrupt, truncated, too large, unsupported bit depth (names the file)
+            return self._bad(d, "file_name", str(e), "corrupt_image", e)
+        except Exception as e:  # anything else PIL raises
             return self._bad(d, "file_name", f"cannot decode image {d['file_name']}: {e}", "corrupt_image", e)
         h0, w0 = image.shape[:2]
         if "height" in d and "width" in d and (d["height"], d["width"]) != (h0, w0):

@@ -1220,19 +1220,21 @@ def main(argv=None) -> int:
     generate (or find cached) a synthetic world and print its folder and generation time."""
     import argparse
 
+    from ..utils.cli import nonnegative_int, positive_int
+
     d = SyntheticWorldConfig()
     ap = argparse.ArgumentParser(prog="python -m rlipv2.data.synthetic", description=main.__doc__.split("\n")[0])
     ap.add_argument("--root", default=None, help="cache root (default $DETECTRON2_DATASETS/synthetic_relations)")
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--image-size", type=int, default=d.image_size)
-    ap.add_argument("--num-train", type=int, default=d.num_train)
-    ap.add_argument("--num-test", type=int, default=d.num_test)
-    ap.add_argument("--num-vg", type=int, default=d.num_vg, help="images of the VG-format relation set")
-    ap.add_argument("--max-people", type=int, default=d.max_people, help="people per image of the HOI splits")
+    ap.add_argument("--seed", type=nonnegative_int, default=d.seed)
+    ap.add_argument("--image-size", type=positive_int, default=d.image_size)
+    ap.add_argument("--num-train", type=positive_int, default=d.num_train)
+    ap.add_argument("--num-test", type=positive_int, default=d.num_test)
+    ap.add_argument("--num-vg", type=nonnegative_int, default=d.num_vg, help="images of the VG-format relation set")
+    ap.add_argument("--max-people", type=positive_int, default=d.max_people, help="people per image of the HOI splits")
     ap.add_argument("--pretraining-sets", action="store_true",
                     help="relation set with the pre-training relation types, plus the caption set")
-    ap.add_argument("--num-coco", type=int, default=d.num_coco, help="images of the caption set")
-    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--num-coco", type=nonnegative_int, default=d.num_coco, help="images of the caption set")
+    ap.add_argument("--workers", type=positive_int, default=None)
     args = ap.parse_args(argv)
     cfg = SyntheticWorldConfig(
         seed=args.seed, image_size=args.image_size, num_train=args.num_train, num_test=args.num_test,

@@ -40,6 +40,8 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 
+from rlipv2.schemas.checkpoint import check_checkpoint_file, check_last_checkpoint, check_resume_state
+from rlipv2.schemas.core import SchemaError
 from rlipv2.utils.file_io import atomic_open, atomic_write_text
 
 __all__ = [
@@ -102,16 +104,40 @@ def _unsafe_message(path: str, detail: str) -> str:
 def safe_torch_load(path_or_file: Any, *, extra_safe_globals: Sequence = (), name: str | None = None) -> Any:
     """``torch.load(..., weights_only=True, map_location="cpu")`` with :data:`SAFE_GLOBALS` allowed.
 
+    A path is first checked by :func:`rlipv2.schemas.checkpoint.check_checkpoint_file` (empty, truncated,
+    or not a checkpoint at all: one clear error naming the file).
+
     Raises:
         UnsafeCheckpointError: the file would need other globals (e.g. a crafted ``__reduce__``).
+        SchemaError (a ValueError): the file is not a readable checkpoint.
     """
     name = name or str(path_or_file)
+    if isinstance(path_or_file, (str, os.PathLike)):
+        check_checkpoint_file(os.fspath(path_or_file))
     allowed = list(SAFE_GLOBALS) + list(extra_safe_globals)
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path_or_file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if not _names_a_global(str(e)):  # garbage, not a forbidden class: say so, not "could run code"
+            raise SchemaError(f"checkpoint '{name}' is corrupt (unreadable pickle data: "
+                              f"{_last_line(str(e))})") from None
         raise UnsafeCheckpointError(_unsafe_message(name, str(e))) from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on damaged files; all are "corrupt"
+        raise SchemaError(f"checkpoint '{name}' is truncated or corrupt ({type(e).__name__}: "
+                          f"{_last_line(str(e))})") from None
+
+
+def _names_a_global(message: str) -> bool:
+    low = message.lower()
+    return "global" in low and ("unsupported" in low or "not allowed" in low or "safe_globals" in low)
+
+
+def _last_line(message: str) -> str:
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no details"
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -293,13 +319,35 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
 
     # ----------------------------------------------------------------- loading
     def load(self, path: str, *args, **kwargs):
+        if path and "://" not in path:
+            check_checkpoint_file(path)  # missing, empty, truncated: one line naming the file
         self._loading = path
         try:
             return super().load(path, *args, **kwargs)
         finally:
             self._loading = None
 
+    def resume_or_load(self, path: str, *, resume: bool = True):
+        """Resume from ``<save_dir>/last_checkpoint`` (``resume=True`` and a tag exists), else initialise
+        the model from ``path``. A resume checkpoint must hold the trainer state
+        (:func:`rlipv2.schemas.checkpoint.check_resume_state`); an empty or dangling tag is an error."""
+        if resume and self.save_dir and "://" not in self.save_dir:
+            last = check_last_checkpoint(self.save_dir)
+            if last is not None:
+                self._resuming = True
+                try:
+                    return self.load(last)
+                finally:
+                    self._resuming = False
+        return super().resume_or_load(path, resume=resume)
+
     def _load_file(self, filename: str) -> dict[str, Any]:
+        data = self._load_file_by_type(filename)
+        if getattr(self, "_resuming", False):
+            check_resume_state(data, filename)
+        return data
+
+    def _load_file_by_type(self, filename: str) -> dict[str, Any]:
         if filename.endswith(".pkl"):
             with PathManager.open(filename, "rb") as f:
                 if self.allow_unsafe_load:
@@ -331,7 +379,7 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
         else:
             loaded = safe_torch_load(local, extra_safe_globals=self.extra_safe_globals, name=f)
         if not isinstance(loaded, dict):
-            raise ValueError(f"Checkpoint '{f}' holds a {type(loaded).__name__}, expected a dict")
+            raise SchemaError(f"checkpoint '{f}' holds a {type(loaded).__name__}, expected a dict")
         return loaded
 
     def _load_model(self, checkpoint: dict[str, Any]):
@@ -355,6 +403,8 @@ class RLIPv2Checkpointer(DetectionCheckpointer):
 
     def _check_anything_loaded(self, incompatible, num_checkpoint_keys: int, num_model_keys: int) -> None:
         loaded = num_model_keys - len(set(incompatible.missing_keys))
+        self.logger.info(f"Checkpoint '{self._loading}' set {loaded} of the model's {num_model_keys} weights "
+                         f"({100.0 * loaded / max(num_model_keys, 1):.1f}%)")
         if loaded <= 0 and num_model_keys:
             keys = sorted(incompatible.unexpected_keys)[:3]
             raise CheckpointMismatchError(

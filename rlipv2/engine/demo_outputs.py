@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..utils.visualizer import draw_relation_triplets
+from ..utils.cli import nonnegative_int, positive_int, unit_interval
+from ..utils.image_io import MAX_IMAGE_PIXELS
+from ..utils.visualizer import draw_relation_triplets, scale_triplet_boxes
 from .predictor import RelationPredictor
 
 __all__ = ["TABLE_HEADERS", "add_model_and_drawing_arguments", "detect_and_draw", "drawing_name", "encode_jpeg",
@@ -34,16 +36,20 @@ TABLE_HEADERS = ["image", "subject", "relation", "object", "score", "subject box
 
 def add_model_and_drawing_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tools/demo.py`` and ``tools/web_demo.py`` on the model and on drawing: ``--nms-thresh``,
-    ``--max-draw``, ``--draw-min-size``, ``--min-size``, ``--max-size``, ``--device``, ``--truncate-queries``."""
+    ``--max-draw``, ``--draw-min-size``, ``--min-size``, ``--max-size``, ``--device``, ``--truncate-queries``,
+    ``--max-pixels``. Numbers are checked when parsed (``rlipv2.utils.cli``)."""
     p = parser
-    p.add_argument("--nms-thresh", type=float, default=0.5, help="triplet NMS IoU (1 disables)")
-    p.add_argument("--max-draw", type=int, default=20, help="draw at most this many triplets per image")
-    p.add_argument("--draw-min-size", type=int, default=480,
+    p.add_argument("--nms-thresh", type=unit_interval, default=0.5, help="triplet NMS IoU (1 disables)")
+    p.add_argument("--max-draw", type=nonnegative_int, default=20, help="draw at most this many triplets per image")
+    p.add_argument("--draw-min-size", type=positive_int, default=480,
                    help="drawings of smaller images are upscaled to this shortest side, so labels stay readable")
-    p.add_argument("--min-size", type=int, default=800, help="test resize: shortest side")
-    p.add_argument("--max-size", type=int, default=1333, help="test resize: longest side cap")
+    p.add_argument("--min-size", type=positive_int, default=800, help="test resize: shortest side")
+    p.add_argument("--max-size", type=positive_int, default=1333, help="test resize: longest side cap")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--truncate-queries", action="store_true", help="official 200->128 query truncation on load")
+    p.add_argument("--max-pixels", type=positive_int, default=None,
+                   help=f"refuse images above this many pixels (default {MAX_IMAGE_PIXELS:,}, or "
+                        "$RLIPV2_MAX_IMAGE_PIXELS)")
 
 
 def detect_and_draw(
@@ -57,6 +63,7 @@ def detect_and_draw(
     top_k: int | None = None,
     max_draw: int | None = 20,
     draw_min_size: int | None = 480,
+    original_size: tuple[int, int] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Detect the triplets of one image and draw them.
 
@@ -66,13 +73,17 @@ def detect_and_draw(
         score_thresh, top_k: override the predictor's for this image (None: the predictor's).
         max_draw: draw at most this many triplets (highest scores).
         draw_min_size: drawings of smaller images are upscaled to this shortest side (readable labels).
+        original_size: (height, width) of the file when ``image_rgb`` is a shrunk copy of it
+            (``predictor.load_image``): the result's boxes are then in the file's pixels.
 
     Returns:
         the predictor's result (``{"file_name", "height", "width", "objects", "relations", "triplets"}``)
         and the (H', W', 3) uint8 RGB drawing.
     """
-    result = predictor.predict_rgb(image_rgb, file_name, objects, relations, score_thresh=score_thresh, top_k=top_k)
-    drawing = draw_relation_triplets(image_rgb, result["triplets"], max_triplets=max_draw, min_size=draw_min_size)
+    result = predictor.predict_rgb(image_rgb, file_name, objects, relations, score_thresh=score_thresh, top_k=top_k,
+                                   original_size=original_size)
+    shown = scale_triplet_boxes(result["triplets"], image_rgb.shape[0] / max(1, result["height"]))
+    drawing = draw_relation_triplets(image_rgb, shown, max_triplets=max_draw, min_size=draw_min_size)
     return result, drawing
 
 

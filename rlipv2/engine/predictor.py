@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from detectron2.config import instantiate
-from detectron2.data import detection_utils
 from detectron2.data import transforms as T
 from omegaconf import DictConfig
 from torch import nn
 from torchvision.ops import box_iou
 
+from ..utils.image_io import UnreadableImageError, read_image_rgb
 from .checkpoint import RLIPv2Checkpointer
 from .defaults import resolve_device
 
@@ -169,6 +169,8 @@ class RelationPredictor:
         truncate_queries: apply the official 200->128 query truncation when loading ``weights``.
         strict: refuse ``weights`` that do not match the model exactly (wrong architecture).
         object_texts, relation_texts: default vocabulary (otherwise given per call).
+        max_pixels: refuse image files above this many pixels (default
+            :data:`rlipv2.utils.image_io.MAX_IMAGE_PIXELS`, 64 MP, or ``$RLIPV2_MAX_IMAGE_PIXELS``).
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class RelationPredictor:
         strict: bool = True,
         object_texts: str | Sequence[str] | None = None,
         relation_texts: str | Sequence[str] | None = None,
+        max_pixels: int | None = None,
     ):
         if isinstance(cfg_or_model, nn.Module):
             model = cfg_or_model
@@ -214,6 +217,7 @@ class RelationPredictor:
             raise ValueError(f"input_format must be 'RGB' or 'BGR', got {input_format!r}")
         self.input_format = input_format
         self.resize = T.ResizeShortestEdge([min_size, min_size], max_size)
+        self.min_size, self.max_pixels = int(min_size), max_pixels
         self.score_thresh, self.top_k, self.nms_thresh = float(score_thresh), int(top_k), nms_thresh
         self.object_texts = parse_label_list(object_texts)
         self.relation_texts = parse_label_list(relation_texts)
@@ -242,14 +246,29 @@ class RelationPredictor:
         return list(objects), list(relations)
 
     def read_image(self, image: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, str]:
-        """Return (H, W, 3) uint8 RGB and a file name ("" for arrays)."""
+        """Return (H, W, 3) uint8 RGB and a file name ("" for arrays).
+
+        A file is decoded by :func:`rlipv2.utils.image_io.read_image_rgb`: any bit depth becomes 8-bit
+        RGB, images above ``max_pixels`` are refused, and an image much larger than the test size is
+        shrunk right after decoding (its shorter side stays >= ``min_size``): the array may then be
+        smaller than the file. :meth:`__call__` reports boxes in the file's pixels all the same.
+        """
+        img, name, _ = self.load_image(image)
+        return img, name
+
+    def load_image(self, image) -> tuple[np.ndarray, str, tuple[int, int]]:
+        """:meth:`read_image` plus the (height, width) of the original image, to pass as ``original_size``
+        to :meth:`predict_rgb` when the array was shrunk."""
         if isinstance(image, (str, os.PathLike)):
             path = os.fspath(image)
             try:
-                img = detection_utils.read_image(path, format="RGB")
-            except Exception as e:
-                raise ValueError(f"cannot read image '{path}': {e}") from e
-            return np.ascontiguousarray(img), path
+                img, size = read_image_rgb(path, max_pixels=self.max_pixels, reduce_to=self.min_size,
+                                           apply_exif=True, with_original_size=True)
+            except UnreadableImageError:
+                raise
+            except Exception as e:  # a missing file, or anything PIL raises
+                raise UnreadableImageError(f"cannot read image '{path}': {e}") from e
+            return img, path, size
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"image array must be (H, W, 3), got shape {img.shape}")
@@ -257,12 +276,16 @@ class RelationPredictor:
             raise ValueError(f"image array must be uint8, got {img.dtype}")
         if self.input_format == "BGR":
             img = img[:, :, ::-1]
-        return np.ascontiguousarray(img), ""
+        return np.ascontiguousarray(img), "", img.shape[:2]
 
     @torch.no_grad()
-    def predict_raw(self, image_rgb: np.ndarray, file_name: str = "") -> dict[str, Any]:
-        """Resize, run the model, return its contract-4 output for the image (original-pixel boxes)."""
-        h, w = image_rgb.shape[:2]
+    def predict_raw(self, image_rgb: np.ndarray, file_name: str = "",
+                    original_size: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Resize, run the model, return its contract-4 output for the image (original-pixel boxes).
+
+        ``original_size``: (height, width) the boxes are reported in, when ``image_rgb`` is a shrunk copy.
+        """
+        h, w = original_size or image_rgb.shape[:2]
         resized = self.resize.get_transform(image_rgb).apply_image(image_rgb)
         tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
         inputs = {"image": tensor.to(self.device), "height": h, "width": w, "file_name": file_name, "image_id": 0}
@@ -293,14 +316,20 @@ class RelationPredictor:
             ``triplets`` is the output of :func:`relation_triplets` and ``best_score`` the highest
             relation score of any pair, above the threshold or not (``None`` without pairs).
         """
-        img, name = self.read_image(image)
-        return self.predict_rgb(img, name, objects, relations, score_thresh=score_thresh, top_k=top_k)
+        img, name, size = self.load_image(image)
+        return self.predict_rgb(img, name, objects, relations, score_thresh=score_thresh, top_k=top_k,
+                                original_size=size)
 
     def predict_rgb(self, image_rgb: np.ndarray, file_name: str = "", objects=None, relations=None, *,
-                    score_thresh: float | None = None, top_k: int | None = None) -> dict[str, Any]:
-        """:meth:`__call__` on an image already read by :meth:`read_image` ((H, W, 3) uint8 RGB)."""
+                    score_thresh: float | None = None, top_k: int | None = None,
+                    original_size: tuple[int, int] | None = None) -> dict[str, Any]:
+        """:meth:`__call__` on an image already read by :meth:`read_image` ((H, W, 3) uint8 RGB).
+
+        ``original_size``: (height, width) of the file when ``image_rgb`` is a shrunk copy of it: boxes,
+        ``height`` and ``width`` are then reported in the file's pixels.
+        """
         objects, relations = self.set_label_texts(objects, relations)
-        output = self.predict_raw(image_rgb, file_name)
+        output = self.predict_raw(image_rgb, file_name, original_size=original_size)
         triplets = relation_triplets(
             output, objects, relations,
             score_thresh=self.score_thresh if score_thresh is None else float(score_thresh),
@@ -308,5 +337,6 @@ class RelationPredictor:
         )
         scores = torch.as_tensor(output["pairs"]["relation_scores"])
         best = float(scores.max()) if scores.numel() else None
-        return {"file_name": file_name, "height": image_rgb.shape[0], "width": image_rgb.shape[1], "objects": objects,
+        h, w = original_size or image_rgb.shape[:2]
+        return {"file_name": file_name, "height": h, "width": w, "objects": objects,
                 "relations": relations, "triplets": triplets, "best_score": best}

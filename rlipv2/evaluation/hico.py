@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..schemas.predictions import TRIPLET_JSON_SCHEMA, check_npz_array
+from ..utils.cli import finite_float, nonnegative_float, nonnegative_int, unit_interval
 from .hico_core import (
     PROTOCOLS,
     CandidateSelector,
@@ -150,6 +152,8 @@ def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, to
                      json_ids: str = "dataset", allow_missing: bool = True) -> HOICandidates:
     """Candidates from a raw per-query .npz or a triplet JSON (see hico_io for the formats)."""
     pred_path = str(pred_path)
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0: no cap), got {top_k}")
     seen = set()
 
     def image_index(name, where):
@@ -176,13 +180,14 @@ def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, to
                                                                        "obj_ids"))
             except KeyError as e:
                 raise ValueError(f"{e.args[0]} (needed for image {i}, {name!r})") from None
+            for k, arr in zip(("boxes", "labels", "verb_scores", "sub_ids", "obj_ids"), (boxes, labels, vs, sub, obj)):
+                check_npz_array(f"{k}_{i}", arr, where)
             sel.add(idx, boxes, labels, vs, sub, obj, where=where)
         z.close()
         cand = sel.finish()
     elif pred_path.endswith(".json"):
         data = load_json(pred_path)
-        if not isinstance(data, list):
-            raise ValueError(f"{pred_path}: expected a list of image records")
+        TRIPLET_JSON_SCHEMA.validate(data, pred_path).raise_first()  # types, ranges, indices: rlipv2.schemas
         parts = []
         for i, rec in enumerate(data):
             name = rec.get("file_name") if isinstance(rec, dict) else None
@@ -230,21 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rare-from", default=None, help="trainval_hico.json: rare = fewer than 10 training instances")
     p.add_argument("--correct-mat", required=True, help="corre_hico.npy, (num_verbs, num_objects) 0/1")
     p.add_argument("--protocol", choices=PROTOCOLS, default="qpic")
-    p.add_argument("--top-k", type=int, default=100, help="triplets kept per image (<= 0: no cap)")
+    p.add_argument("--top-k", type=nonnegative_int, default=100, help="triplets kept per image (0: no cap)")
     p.add_argument("--nms", action="store_true", help="pairwise triplet NMS after the top-k cut")
-    p.add_argument("--nms-thresh", type=float, default=0.7)
-    p.add_argument("--nms-alpha", type=float, default=1.0)
-    p.add_argument("--nms-beta", type=float, default=0.5)
+    p.add_argument("--nms-thresh", type=unit_interval, default=0.7)
+    p.add_argument("--nms-alpha", type=nonnegative_float, default=1.0)
+    p.add_argument("--nms-beta", type=nonnegative_float, default=0.5)
     p.add_argument("--known-object", action="store_true", help="Known-Object mode (objects from the GT hois)")
     p.add_argument("--zero-shot", default=None, help="UC-RF | UC-NF | UO | UV | JSON file: report unseen/seen/full")
     p.add_argument("--json-out", default=None, help="where to write the results JSON")
     p.add_argument("--output-dir", default=None, help="also write the per-class CSV and PNG here")
     p.add_argument("--object-ids", default="auto", help="auto | coco80 | identity | JSON list of dataset ids | "
                    "object_names.json ({name: id} in label order)")
-    p.add_argument("--verb-offset", default="auto", help="auto | 0 | 1: dataset verb id - offset = column")
+    p.add_argument("--verb-offset", default="auto", choices=("auto", "0", "1"),
+                   help="dataset verb id - offset = column")
     p.add_argument("--json-ids", choices=("dataset", "contiguous"), default="dataset",
                    help="ids used in a triplet-JSON PRED (dataset ids like the GT, or 0-based labels)")
-    p.add_argument("--pred-box-offset", type=float, default=None,
+    p.add_argument("--pred-box-offset", type=finite_float, default=None,
                    help="added to predicted boxes (default: 0 for qpic, 1 for matlab)")
     return p
 

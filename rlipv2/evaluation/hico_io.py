@@ -13,16 +13,21 @@ Formats:
 """
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import os
-import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from ..schemas.core import gc_paused
+from ..schemas.hico import HICO_SCHEMA
+from ..schemas.oi import check_id_list
+from ..schemas.predictions import check_declared_size, parse_npy_header
+from ..utils.file_io import atomic_open, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ __all__ = [
 
 def load_json(path):
     try:
-        with open(path) as f:
+        with open(path) as f, gc_paused():
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
@@ -67,6 +72,8 @@ class IdMaps:
     """Dataset ids <-> contiguous ids for objects (arbitrary ids) and verbs (an offset)."""
 
     def __init__(self, object_ids, verb_offset: int, num_verbs: int):
+        # ids size the lookup table below: bounded by the schema (MAX_CLASS_ID) before any allocation
+        object_ids = check_id_list([int(i) if isinstance(i, np.integer) else i for i in object_ids], "object ids")
         self.object_ids = np.asarray(object_ids, np.int64)  # contiguous -> dataset id
         self.obj_to_contig = {int(d): i for i, d in enumerate(self.object_ids)}
         self.verb_offset = int(verb_offset)
@@ -97,7 +104,8 @@ class IdMaps:
         else:
             ids = load_json(object_ids)
             if isinstance(ids, dict):  # {name: id} in label order
-                ids = [int(v) for v in ids.values()]
+                ids = list(ids.values())
+            ids = check_id_list(ids, str(object_ids))
             if len(ids) != no:
                 raise ValueError(f"{object_ids}: {len(ids)} object ids but correct_mat has {no} object columns")
         off = (1 if hico else 0) if verb_offset == "auto" else int(verb_offset)
@@ -123,10 +131,16 @@ class IdMaps:
         return v
 
 
-def _flatten_records(path, data, ids: IdMaps):
-    """Flat arrays of a community-format list: names, per-image box / hoi counts, boxes, labels, hois."""
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of image records")
+def _flatten_records(path, data, ids: IdMaps, validate: bool = True):
+    """Flat arrays of a community-format list: names, per-image box / hoi counts, boxes, labels, hois.
+
+    The records are first checked against their schema (``rlipv2.schemas.hico``; ``validate=False`` when
+    the caller did): the first broken rule raises one error naming the file, the record and the field.
+    """
+    if validate:
+        HICO_SCHEMA.validate(data, str(path), {
+            "object_ids": ids.obj_to_contig, "allow_outside_root": True,  # names only, never opened here
+            "predicate_ids": range(ids.verb_offset, ids.verb_offset + ids.num_verbs)}).raise_first()
     names, nbox, nhoi, boxes, cats, hois = [], [], [], [], [], []
     for i, rec in enumerate(data):
         if not isinstance(rec, dict) or "file_name" not in rec:
@@ -273,10 +287,14 @@ class NpzReader:
 
     def _member_bytes(self, key, info):
         off, method, size, zinfo = info
-        if method != zipfile.ZIP_STORED:
-            if self._zip is None:
-                self._zip = zipfile.ZipFile(self.path)
-            return memoryview(self._zip.read(zinfo or key + ".npy"))
+        check_declared_size(self.path, key, size)  # before anything is read or inflated (zip bombs)
+        if method != zipfile.ZIP_STORED or zinfo is not None:  # compressed, or laid out for zipfile only
+            try:
+                if self._zip is None:
+                    self._zip = zipfile.ZipFile(self.path)
+                return memoryview(self._zip.read(zinfo or key + ".npy"))
+            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+                raise ValueError(f"{self.path}: cannot read member {key!r} (truncated or corrupt?): {e}") from None
         local = os.pread(self._fd, 30, off)
         if local[:4] != b"PK\x03\x04":
             raise ValueError(f"{self.path}: corrupt zip member {key}")
@@ -288,24 +306,16 @@ class NpzReader:
         if info is None:
             raise KeyError(f"{self.path}: no array {key!r}")
         raw = self._member_bytes(key, info)
-        if bytes(raw[:6]) != b"\x93NUMPY":
-            raise ValueError(f"{self.path}: member {key!r} is not a .npy array")
-        if raw[6] == 1:
-            hlen, start = int.from_bytes(raw[8:10], "little"), 10
-        else:
-            hlen, start = int.from_bytes(raw[8:12], "little"), 12
-        header = bytes(raw[start : start + hlen])
+        hlen = int.from_bytes(raw[8:10], "little") + 10 if raw[6:7] == b"\x01" else \
+            int.from_bytes(raw[8:12], "little") + 12
+        header = bytes(raw[:hlen])
         parsed = self._headers.get(header)
-        if parsed is None:
-            d = ast.literal_eval(header.decode("latin1"))
-            dtype = np.dtype(d["descr"])
-            if dtype.hasobject:
-                raise ValueError(f"{self.path}: member {key!r} holds Python objects (pickles are not loaded)")
-            shape = tuple(d["shape"])
-            parsed = (dtype, shape, bool(d["fortran_order"]), int(np.prod(shape)) if shape else 1)
+        if parsed is None or parsed[4] > len(raw) - parsed[5]:
+            dtype, shape, fortran, count, start = parse_npy_header(raw, self.path, key)
+            parsed = (dtype, shape, fortran, count, dtype.itemsize * count, start)
             self._headers[header] = parsed
-        dtype, shape, fortran, count = parsed
-        arr = np.frombuffer(raw, dtype=dtype, offset=start + hlen, count=count)
+        dtype, shape, fortran, count, _, start = parsed
+        arr = np.frombuffer(raw, dtype=dtype, offset=start, count=count)
         return arr.reshape(shape, order="F" if fortran else "C")
 
     def close(self):
@@ -314,27 +324,12 @@ class NpzReader:
             self._zip.close()
 
 
-def _atomic_path(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    os.close(fd)
-    return path, tmp
-
-
 def write_npz_atomic(path, arrays) -> None:
     """Write an uncompressed .npz from an iterable of (name, array) (streamed), atomically."""
-    path, tmp = _atomic_path(path)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, arr in arrays:
-                with zf.open(name + ".npy", "w") as f:
-                    np.lib.format.write_array(f, np.asarray(arr), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays:
+            with zf.open(name + ".npy", "w") as m:
+                np.lib.format.write_array(m, np.asarray(arr), allow_pickle=False)
 
 
 def _json_default(o):
@@ -345,27 +340,9 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _nan_to_none(o):
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _nan_to_none(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_nan_to_none(v) for v in o]
-    return o
-
-
 def write_json_atomic(path, obj) -> None:
-    """Write JSON atomically; NaN / inf become null."""
-    path, tmp = _atomic_path(path)
-    try:
-        with open(tmp, "w") as f:
-            json.dump(_nan_to_none(json.loads(json.dumps(obj, default=_json_default))), f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON atomically; NaN / inf become null (standard JSON), numpy values plain numbers."""
+    atomic_write_json(path, obj, indent=1, nan="null", default=_json_default)
 
 
 def hico_zero_shot_pairs(setting: str):

@@ -37,6 +37,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..schemas.oi import OI_SCHEMA, check_id_list
+from ..schemas.predictions import check_npz_array
+from ..utils.cli import positive_int
 from .ap import NUMPY_ARANGE_THRESHOLDS, eleven_point_ap, tp_fp_curve, voc_all_point_ap
 from .boxes import iou_qpic, iou_voc
 from .hico_core import (
@@ -57,16 +60,16 @@ __all__ = ["evaluate_oi", "evaluate_oi_rlipv2", "evaluate_oi_gcl", "main"]
 # --------------------------------------------------------------------------------------------- loading
 
 
-def load_oi_gt(path, ids: IdMaps, box_dtype=np.float32) -> HOIGroundTruth:
-    """OI_SGG_test.json -> HOIGroundTruth (relations as 'hois')."""
-    data = load_json(path)
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of image records")
+def load_oi_gt(path, ids: IdMaps, box_dtype=np.float32, data=None) -> HOIGroundTruth:
+    """OI_SGG_test.json (or its parsed ``data``) -> HOIGroundTruth (relations as 'hois')."""
+    data = load_json(path) if data is None else data
+    OI_SCHEMA.validate(data, str(path), {"object_ids": ids.obj_to_contig, "allow_outside_root": True,
+                                         "predicate_ids": range(ids.num_verbs)}).raise_first()
     recs = [{"file_name": r["file_name"], "annotations": r.get("annotations", []),
              "hoi_annotation": r.get("rel_annotations", [])} for r in data]
     from .hico_io import _flatten_records
 
-    names, nbox, nrel, boxes, labels, rels = _flatten_records(path, recs, ids)
+    names, nbox, nrel, boxes, labels, rels = _flatten_records(path, recs, ids, validate=False)  # checked above
     bo = np.concatenate(([0], np.cumsum(nbox)))
     ro = np.concatenate(([0], np.cumsum(nrel)))
     base = np.repeat(bo[:-1], nrel)
@@ -96,6 +99,8 @@ def load_oi_predictions(path, gt: HOIGroundTruth, ids: IdMaps, num_rels: int):
             b, lab, rs, s, o = (z[f"{k}_{i}"] for k in ("boxes", "labels", "rel_scores", "sub_ids", "obj_ids"))
         except KeyError as e:
             raise ValueError(f"{e.args[0]} (image {i})") from None
+        for k, arr in zip(("boxes", "labels", "rel_scores", "sub_ids", "obj_ids"), (b, lab, rs, s, o)):
+            check_npz_array(f"{k}_{i}", arr, where)
         if rs.ndim != 2 or rs.shape[1] != num_rels:
             raise ValueError(f"{where}: rel_scores must have shape (Q, {num_rels}), got {rs.shape}")
         out.append((idx, b, ids.objects(lab, where), rs, s, o, where))
@@ -338,7 +343,7 @@ def build_parser():
     p.add_argument("--gt", required=True, help="OI_SGG_test.json")
     p.add_argument("--pred", required=True, help="raw per-query .npz (rel_scores_{i})")
     p.add_argument("--protocol", choices=("rlipv2", "gcl"), default="rlipv2")
-    p.add_argument("--num-rels", type=int, default=30)
+    p.add_argument("--num-rels", type=positive_int, default=30)
     p.add_argument("--object-ids", default="identity", help="identity (contiguous ids) or a JSON list of ids")
     p.add_argument("--no-nms", action="store_true", help="rlipv2 protocol without the NMS filters")
     p.add_argument("--json-out", default=None)
@@ -364,14 +369,17 @@ def write_oi_reports(output_dir, per_class: dict, protocol: str, class_names=Non
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
+    data = load_json(args.gt)
     if args.object_ids == "identity":
-        data = load_json(args.gt)
+        # ids are bounded by the schema (MAX_CLASS_ID) before they size anything
+        OI_SCHEMA.validate(data, args.gt, {"allow_outside_root": True,
+                                           "predicate_ids": range(args.num_rels)}).raise_first()
         max_id = max((a["category_id"] for r in data for a in r.get("annotations", [])), default=0)
         object_ids = list(range(max_id + 1))
     else:
-        object_ids = load_json(args.object_ids)
+        object_ids = check_id_list(load_json(args.object_ids), args.object_ids)
     ids = IdMaps(object_ids, 0, args.num_rels)
-    gt = load_oi_gt(args.gt, ids)
+    gt = load_oi_gt(args.gt, ids, data=data)
     raw = load_oi_predictions(args.pred, gt, ids, args.num_rels)
     res = evaluate_oi(gt, raw, len(object_ids), args.num_rels, args.protocol, nms=not args.no_nms)
     elapsed = time.perf_counter() - t0

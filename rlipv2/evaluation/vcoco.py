@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..schemas.vcoco import check_coco_instances, check_detection_ids, check_vcoco_actions
+from ..utils.cli import unit_interval
 from .ap import voc_all_point_ap
 from .hico_io import NpzReader, load_json, write_json_atomic
 
@@ -79,9 +81,16 @@ def _clean_box(bbox, width, height):
 
 def load_vcoco_gt(vcoco_json, coco_json, ids_file) -> VCOCOGroundTruth:
     """Build the GT from vcoco_test.json, instances_vcoco_all_2014.json and vcoco_test.ids."""
-    vcoco = load_json(vcoco_json)
-    coco = load_json(coco_json) if not isinstance(coco_json, dict) else coco_json
-    image_ids = np.loadtxt(ids_file, ndmin=1).astype(np.int64)
+    vcoco = check_vcoco_actions(load_json(vcoco_json), str(vcoco_json))  # rules: rlipv2.schemas.vcoco
+    coco = check_coco_instances(load_json(coco_json) if not isinstance(coco_json, dict) else coco_json,
+                                str(coco_json) if not isinstance(coco_json, dict) else "COCO instances")
+    try:
+        raw_ids = np.loadtxt(ids_file, ndmin=1)
+    except ValueError as e:
+        raise ValueError(f"{ids_file}: expected one integer image id per line ({e})") from None
+    if raw_ids.ndim != 1 or not np.all(np.isfinite(raw_ids)) or np.any(raw_ids != np.round(raw_ids)):
+        raise ValueError(f"{ids_file}: expected one integer image id per line")
+    image_ids = raw_ids.astype(np.int64)
     actions = [x["action_name"] for x in vcoco]
     roles = [list(x["role_name"]) for x in vcoco]
     n_act = len(actions)
@@ -166,8 +175,7 @@ class VCOCODetections:
 def detections_from_dicts(dets, gt: VCOCOGroundTruth, where: str = "detections") -> VCOCODetections:
     """Convert vsrl_eval's list of dicts (``image_id``, ``person_box``, ``<action>_agent`` scores and
     ``<action>_<role>`` [x1, y1, x2, y2, score]) into arrays, one key at a time."""
-    if not isinstance(dets, list):
-        raise ValueError(f"{where}: expected a list of detection dicts")
+    check_detection_ids(dets, where)  # a list of dicts with integer image ids (rlipv2.schemas.vcoco)
     n = len(dets)
     chain = itertools.chain.from_iterable
 
@@ -208,6 +216,10 @@ def load_detections(path, gt: VCOCOGroundTruth, allow_pickle: bool = False) -> V
         except KeyError as e:
             raise ValueError(f"{path}: {e.args[0]}") from None
         z.close()
+        for k, kinds in (("image_ids", "iu"), ("person_boxes", "fiu"), ("agent_scores", "f"), ("role_boxes", "f")):
+            if getattr(out, k).dtype.kind not in kinds:
+                raise ValueError(f"{path}: {k} must be {'an integer' if kinds == 'iu' else 'a numeric'} array, "
+                                 f"got dtype {getattr(out, k).dtype}")
         out.image_ids = out.image_ids.astype(np.int64)
         return out
     if path.endswith(".json"):
@@ -388,7 +400,7 @@ def build_parser():
     p.add_argument("--ids", required=True, help="vcoco_test.ids")
     p.add_argument("--det", required=True, help="detections: .json or .pkl (vsrl_eval format) or .npz (arrays)")
     p.add_argument("--allow-pickle", action="store_true", help="allow reading a .pkl (unpickling can run code)")
-    p.add_argument("--ovr-thresh", type=float, default=0.5)
+    p.add_argument("--ovr-thresh", type=unit_interval, default=0.5)
     p.add_argument("--json-out", default=None)
     p.add_argument("--output-dir", default=None, help="also write the per-class CSV and PNG here")
     return p

@@ -16,6 +16,8 @@ Backends: "pytorch" (vectorised, always available), "cpu" and "cuda" (kernels in
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -27,6 +29,10 @@ _BACKENDS = ("auto", "pytorch", "cpu", "cuda")
 # Above this many predictions, the pytorch path builds one overlap matrix per group instead of one
 # (N, N) matrix.
 _FULL_MATRIX_MAX = 4096
+# The overlap matrix of a segment is built in blocks of rows of at most this many entries (32 MB in
+# float64 per temporary), so that memory stays bounded whatever the group size: 20,000 predictions of one
+# group took 18.8 GB as one (N, N) matrix.
+_MAX_BLOCK_ENTRIES = 1 << 22
 
 
 def _pair_overlap(xp, sub_a, obj_a, sub_b, obj_b, alpha: float, beta: float):
@@ -47,17 +53,33 @@ def _pair_overlap(xp, sub_a, obj_a, sub_b, obj_b, alpha: float, beta: float):
     return iou(sub_a, sub_b) ** alpha * iou(obj_a, obj_b) ** beta
 
 
-def _greedy_scan(suppress) -> list[bool]:
-    """Greedy NMS over a (n, n) numpy bool matrix in processing order: suppress[i, j] (j > i)."""
-    n = suppress.shape[0]
-    removed = np.zeros(n, dtype=bool)
-    keep = [False] * n
-    for i in range(n):
-        if removed[i]:
+def _greedy_blocks(xp, g, s, o, thresh: float, alpha: float, beta: float, arange) -> list[int]:
+    """Greedy NMS of one segment (predictions in processing order): the positions kept.
+
+    Row i suppresses a later row j of its group when ``overlap(i, j) <= thresh`` is false. The overlap
+    rows are computed in blocks of at most ``_MAX_BLOCK_ENTRIES`` entries, and only for the rows of the
+    block that no earlier kept row removed.
+    """
+    m = len(g)
+    rows = max(1, _MAX_BLOCK_ENTRIES // max(m, 1))
+    removed = np.zeros(m, dtype=bool)
+    kept = []
+    cols = arange(m)
+    for r0 in range(0, m, rows):
+        alive = np.flatnonzero(~removed[r0:r0 + rows]) + r0
+        if alive.size == 0:
             continue
-        keep[i] = True
-        removed |= suppress[i]
-    return keep
+        idx = alive if xp is np else torch.as_tensor(alive, device=cols.device)
+        ovr = _pair_overlap(xp, s[idx], o[idx], s[r0:], o[r0:], alpha, beta)  # (rows alive, m - r0)
+        suppress = (idx[:, None] < cols[None, r0:]) & (g[idx, None] == g[None, r0:]) & ~(ovr <= thresh)
+        if xp is torch:
+            suppress = suppress.cpu().numpy()
+        for k, i in enumerate(alive.tolist()):
+            if removed[i]:
+                continue
+            kept.append(i)
+            removed[r0:] |= suppress[k]
+    return kept
 
 
 def triplet_nms_pytorch(sub_boxes, obj_boxes, scores, groups, thresh=0.7, alpha=1.0, beta=0.5) -> torch.Tensor:
@@ -99,13 +121,8 @@ def triplet_nms_pytorch(sub_boxes, obj_boxes, scores, groups, thresh=0.7, alpha=
             segments = list(zip(cuts[:-1], cuts[1:]))
         kept_positions = []
         for a, b in segments:
-            ovr = _pair_overlap(xp, s[a:b], o[a:b], s[a:b], o[a:b], alpha, beta)
-            idx = arange(b - a)
-            suppress = (idx[:, None] < idx[None, :]) & (g[a:b, None] == g[None, a:b]) & ~(ovr <= thresh)
-            if xp is torch:
-                suppress = suppress.cpu().numpy()
-            flags = _greedy_scan(suppress)
-            kept_positions.extend(a + i for i, f in enumerate(flags) if f)
+            kept_positions.extend(a + i for i in _greedy_blocks(xp, g[a:b], s[a:b], o[a:b], thresh, alpha, beta,
+                                                                arange))
         kept = np.asarray(order.tolist() if xp is torch else order)[kept_positions]
         keep[torch.as_tensor(kept, dtype=torch.int64, device=device)] = True
     return keep
@@ -146,7 +163,7 @@ def triplet_nms(sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, scores: torch.
         scores: (N,) triplet scores.
         groups: (N,) int64 triplet-class id (e.g. a code of subject label, object label and verb);
             predictions only suppress others of the same group.
-        thresh: suppress when the pair overlap is above this.
+        thresh: suppress when the pair overlap is above this (a finite number; NaN is refused).
         alpha, beta: exponents of the subject and object IoUs in the pair overlap.
         backend: "auto", "pytorch", "cpu" or "cuda".
     Returns:
@@ -154,6 +171,13 @@ def triplet_nms(sub_boxes: torch.Tensor, obj_boxes: torch.Tensor, scores: torch.
     """
     if backend not in _BACKENDS:
         raise ValueError(f"triplet_nms: backend must be one of {_BACKENDS}, got {backend!r}")
+    for name, v in (("thresh", thresh), ("alpha", alpha), ("beta", beta)):
+        try:
+            finite = not isinstance(v, bool) and math.isfinite(float(v))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise ValueError(f"triplet_nms: {name} must be a finite number, got {v!r}")
     _check_inputs(sub_boxes, obj_boxes, scores, groups)
     groups = groups.to(torch.int64)
     is_cuda = scores.device.type == "cuda"

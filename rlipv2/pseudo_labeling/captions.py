@@ -23,6 +23,8 @@ from typing import Sequence
 
 from detectron2.utils.registry import Registry
 
+from rlipv2.schemas.coco import parse_captions
+
 from .detection import image_key
 from .io import IssueLog, read_json
 
@@ -39,50 +41,13 @@ CAPTIONER_REGISTRY = Registry("CAPTIONER")
 CAPTIONER_REGISTRY.__doc__ = """Image captioners for the pseudo-labelling pipeline (subclasses of `Captioner`)."""
 
 
-def _check_caption(c, path: str, image_id, idx) -> str:
-    if not isinstance(c, str):
-        raise ValueError(f"{path}: caption #{idx} of image {image_id} must be a string, got {type(c).__name__}")
-    return c
-
-
 def load_captions_json(path: str) -> dict[str, list[str]]:
-    """Read a captions file in any of the formats in the module docstring.
+    """Read a captions file in any of the formats in the module docstring (rules: ``rlipv2.schemas.coco``).
 
     Returns ``{str(image_id): [caption, ...]}`` with captions in file order (empty captions are kept;
     the pipeline counts and skips them).
     """
-    data = read_json(path, "captions file")
-    out: dict[str, list[str]] = {}
-
-    def add(image_id, caps, where):
-        if isinstance(caps, str):
-            caps = [caps]
-        if not isinstance(caps, list):
-            raise ValueError(f"{path}: {where}: captions of image {image_id} must be a list of strings")
-        lst = out.setdefault(image_key(image_id), [])
-        for i, c in enumerate(caps):
-            lst.append(_check_caption(c, path, image_id, len(lst) + i))
-
-    if isinstance(data, dict) and "annotations" in data and isinstance(data["annotations"], list):
-        records = data["annotations"]
-    elif isinstance(data, dict):
-        for image_id, caps in data.items():
-            add(image_id, caps, f"key '{image_id}'")
-        return out
-    elif isinstance(data, list):
-        records = data
-    else:
-        raise ValueError(f"{path}: unsupported captions format (expected a JSON object or list)")
-    for i, r in enumerate(records):
-        if not isinstance(r, dict) or "image_id" not in r:
-            raise ValueError(f"{path}: caption record #{i} has no field 'image_id'")
-        if "caption" in r:
-            add(r["image_id"], [r["caption"]], f"record #{i}")
-        elif "captions" in r:
-            add(r["image_id"], r["captions"], f"record #{i}")
-        else:
-            raise ValueError(f"{path}: caption record #{i} has neither 'caption' nor 'captions'")
-    return out
+    return parse_captions(read_json(path, "captions file"), path)
 
 
 class Captioner(ABC):

@@ -2,11 +2,14 @@
 
 The pipeline labels relations between the *ground-truth* boxes of a detection dataset (COCO,
 Objects365 or a user's own, in COCO format). As in the official code, crowd boxes are dropped, boxes
-are clamped to the image, and boxes left with no area are dropped; each dropped box is counted.
+are clamped to the image, and boxes left with no area are dropped; annotations that break the file's
+schema (``rlipv2.schemas.coco``: a NaN box, a non-integer id) are dropped too; each drop is counted.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from rlipv2.schemas.coco import check_detection_file, validate_detection_annotations
 
 from .io import IssueLog, read_json
 
@@ -57,68 +60,50 @@ class DetectionSet:
     issues: IssueLog
 
 
-def _require(record: dict, keys: tuple, path: str, what: str, index: int) -> None:
-    for k in keys:
-        if k not in record:
-            raise ValueError(f"{path}: {what} #{index} has no field '{k}' (record: {str(record)[:200]})")
-
-
-def load_detection_json(path: str) -> DetectionSet:
+def load_detection_json(path: str, allow_outside_root: bool = False) -> DetectionSet:
     """Load a COCO-format detection file (``images``, ``annotations``, ``categories``).
 
-    Returns a :class:`DetectionSet` whose ``issues`` count: annotations naming an image or category
-    that the file does not define (``annotation_image_missing``, ``annotation_category_missing``),
-    crowd boxes (``crowd_box_dropped``) and boxes with no area after clamping (``degenerate_box_dropped``).
+    The file's rules are those of :mod:`rlipv2.schemas.coco`: a bad image or category record is an error
+    naming the file, the record and the field; a bad annotation (a NaN or non-numeric box, a non-integer
+    id, ...) is dropped and counted as ``annotation_dropped_<problem kind>``. The returned
+    :class:`DetectionSet`'s ``issues`` also count annotations naming an image or category that the file
+    does not define (``annotation_image_missing``, ``annotation_category_missing``), crowd boxes
+    (``crowd_box_dropped``) and boxes with no area after clamping (``degenerate_box_dropped``).
     """
     data = read_json(path, "detection file")
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a COCO-format detection file must be a JSON object")
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise ValueError(f"{path}: missing top-level field '{key}' (not a COCO-format detection file?)")
+    ctx = {"allow_outside_root": allow_outside_root}
+    image_records, category_records = check_detection_file(data, path, ctx)
     issues = IssueLog()
-
-    categories = []
-    cat_ids = set()
-    for i, c in enumerate(data["categories"]):
-        _require(c, ("id", "name"), path, "category", i)
-        categories.append({"id": c["id"], "name": c["name"]})
-        cat_ids.add(c["id"])
-
+    categories = [{"id": c["id"], "name": c["name"]} for c in category_records]
+    cat_ids = {c["id"] for c in categories}
     images: list[ImageRecord] = []
     by_id: dict[str, ImageRecord] = {}
-    for i, im in enumerate(data["images"]):
-        _require(im, ("id", "file_name", "height", "width"), path, "image", i)
-        rec = ImageRecord(im["id"], im["file_name"], int(im["height"]), int(im["width"]))
-        key = image_key(im["id"])
-        if key in by_id:
-            raise ValueError(f"{path}: image id {im['id']} appears twice in 'images' (record #{i})")
-        by_id[key] = rec
+    for im in image_records:
+        rec = ImageRecord(im["id"], im["file_name"], im["height"], im["width"])
+        by_id[image_key(im["id"])] = rec
         images.append(rec)
 
-    for i, ann in enumerate(data["annotations"]):
-        _require(ann, ("image_id", "bbox", "category_id"), path, "annotation", i)
+    checked = validate_detection_annotations(data["annotations"], path, ctx)
+    for p in checked.problems:
+        issues.add(f"annotation_dropped_{p.kind}", str(p))
+    for i, ann in checked.records:
+        raw = data["annotations"][i]
         rec = by_id.get(image_key(ann["image_id"]))
         if rec is None:
-            issues.add("annotation_image_missing", f"annotation #{i} (id {ann.get('id')}) -> image {ann['image_id']}")
+            issues.add("annotation_image_missing", f"annotation #{i} (id {raw.get('id')}) -> image {ann['image_id']}")
             continue
         if ann["category_id"] not in cat_ids:
-            issues.add(
-                "annotation_category_missing", f"annotation #{i} (id {ann.get('id')}) -> category {ann['category_id']}"
-            )
+            issues.add("annotation_category_missing",
+                       f"annotation #{i} (id {raw.get('id')}) -> category {ann['category_id']}")
             continue
         if ann.get("iscrowd", 0):
-            issues.add("crowd_box_dropped", f"annotation #{i} (id {ann.get('id')}) in image {rec.image_id}")
+            issues.add("crowd_box_dropped", f"annotation #{i} (id {raw.get('id')}) in image {rec.image_id}")
             continue
-        bbox = ann["bbox"]
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            raise ValueError(f"{path}: annotation #{i} field 'bbox' must be [x, y, w, h], got {bbox!r}")
-        x1, y1 = float(bbox[0]), float(bbox[1])
-        x2, y2 = x1 + float(bbox[2]), y1 + float(bbox[3])
-        x1, x2 = min(max(x1, 0.0), rec.width), min(max(x2, 0.0), rec.width)
-        y1, y2 = min(max(y1, 0.0), rec.height), min(max(y2, 0.0), rec.height)
+        x, y, w, h = ann["bbox"]
+        x1, x2 = min(max(x, 0.0), rec.width), min(max(x + w, 0.0), rec.width)
+        y1, y2 = min(max(y, 0.0), rec.height), min(max(y + h, 0.0), rec.height)
         if x2 <= x1 or y2 <= y1:
-            issues.add("degenerate_box_dropped", f"annotation #{i} (id {ann.get('id')}) in image {rec.image_id}")
+            issues.add("degenerate_box_dropped", f"annotation #{i} (id {raw.get('id')}) in image {rec.image_id}")
             continue
         rec.boxes.append([x1, y1, x2 - x1, y2 - y1])
         rec.category_ids.append(ann["category_id"])

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from typing import Any, Iterable
+
+from rlipv2.utils import file_io
 
 __all__ = [
     "atomic_write_json",
@@ -30,20 +31,9 @@ __all__ = [
 
 
 def atomic_write_json(path: str, obj: Any, indent: int | None = None) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temp file in the same directory + ``os.replace``)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``obj`` as standard JSON to ``path`` atomically (:func:`rlipv2.utils.file_io.atomic_write_json`):
+    NaN or inf raise ``ValueError`` instead of writing a file other readers reject."""
+    file_io.atomic_write_json(path, obj, indent=indent, ensure_ascii=False)
 
 
 def read_json(path: str, what: str = "JSON file") -> Any:

@@ -32,6 +32,10 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from rlipv2.schemas.core import path_escapes_root
+from rlipv2.utils.file_io import remove_stale_temp_files
+from rlipv2.utils.image_io import read_image_rgb
+
 from .captions import Captioner, build_captioner, clean_captions, load_captions_json
 from .detection import ImageRecord, image_key, load_detection_json
 from .io import IssueLog, atomic_write_json, is_shard_complete, merge_counters, read_json, read_shard, shard_path
@@ -78,6 +82,15 @@ class PipelineConfig:
     num_workers: int = 2
     overwrite: bool = False
     progress: bool = True
+
+    def __post_init__(self):
+        for name, lo in (("shard_size", 1), ("group_size", 1), ("groups_per_batch", 1), ("num_workers", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"PipelineConfig.{name} must be an integer >= {lo}, got {v!r}")
+        t = self.score_threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:  # also refuses NaN
+            raise ValueError(f"PipelineConfig.score_threshold must be a number in [0, 1], got {t!r}")
 
 
 def _dist():
@@ -317,8 +330,7 @@ class PseudoLabelPipeline:
     def _image_path(self, r: ImageRecord) -> str:
         if self.cfg.image_id_to_filepath:
             if not hasattr(self, "_id2path"):
-                self._id2path = {image_key(k): v for k, v in
-                                 read_json(self.cfg.image_id_to_filepath, "image_id_to_filepath file").items()}
+                self._id2path = _read_id_to_path(self.cfg.image_id_to_filepath)
             rel = self._id2path.get(image_key(r.image_id), r.file_name)
         else:
             rel = r.file_name
@@ -516,12 +528,24 @@ class PseudoLabelPipeline:
             "issue_examples": issues.examples,
         }
 
+    def remove_stale_temp_files(self) -> None:
+        """Delete the temporary files that a killed run left in the output folders (never those of a
+        process still writing)."""
+        removed = []
+        for d in [self.cfg.output_dir] + [self._path(stage) for stage in ("index",) + STAGES[:-1]]:
+            if os.path.isdir(d):
+                removed += remove_stale_temp_files(d)
+        if removed:
+            logger.info("[rank %d] removed %d temporary file(s) left by an interrupted run, e.g. %s", self.rank,
+                        len(removed), removed[0])
+
     # ------------------------------------------------------------------ driver
     def run(self, stages: Sequence[str] = STAGES) -> dict | None:
         """Run the requested stages in pipeline order (the index is built first when missing)."""
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose from {STAGES}")
+        self.remove_stale_temp_files()
         self.build_index()
         summary = None
         for stage in STAGES:
@@ -534,6 +558,18 @@ class PseudoLabelPipeline:
                 getattr(self, f"run_{stage}")()
         self.barrier()
         return summary
+
+
+def _read_id_to_path(path: str) -> dict[str, str]:
+    """``{image_id: relative path}`` (Objects365's image_id_to_filepath.json); paths must stay under the root."""
+    data = read_json(path, "image_id_to_filepath file")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object {{image_id: relative path}}")
+    for k, v in data.items():
+        if not isinstance(v, str) or not v or path_escapes_root(v):
+            raise ValueError(f"{path}: image {k!r}: the path must be relative to --image-root without '..', "
+                             f"got {v!r}")
+    return {image_key(k): v for k, v in data.items()}
 
 
 def _with_device(kwargs: dict) -> dict:
@@ -569,9 +605,8 @@ class _ImageDataset(torch.utils.data.Dataset):
         from PIL import Image
 
         path = self.paths[i]
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
+        try:  # any bit depth -> 8-bit RGB; images above the pixel limit are refused
+            im = Image.fromarray(read_image_rgb(path))
         except (OSError, ValueError) as e:
             return r, None, f"{path} ({e.__class__.__name__}: {e})"
         warning = None

@@ -18,10 +18,10 @@ a loader can find the images of any COCO-format dataset.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from typing import Iterable, Sequence
+
+from rlipv2.utils.file_io import atomic_open
 
 from .detection import ImageRecord
 
@@ -95,31 +95,26 @@ def merge_shards(
     """Concatenate per-shard entry lists into one JSON list, renumbering ids globally; write atomically.
 
     The list is streamed to a temporary file in the output directory and moved into place, so a crash
-    never leaves a truncated final file. Returns the summary statistics (see :func:`summarize`).
+    never leaves a truncated final file; NaN or inf anywhere stops the merge with an error (standard JSON
+    only). Returns the summary statistics (see :func:`summarize`).
     """
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(output_path) + ".", suffix=".tmp", dir=directory)
     stats = _Stats()
     next_obj, next_rel = start_object_id, start_relationship_id
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("[")
-            first = True
-            for entries in shard_entries:
-                for e in entries:
-                    next_obj, next_rel = _renumber(e, next_obj, next_rel)
-                    stats.add(e)
-                    f.write(("" if first else ",\n") + json.dumps(e, ensure_ascii=False))
-                    first = False
-            f.write("]\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, output_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(output_path, "w") as f:
+        f.write("[")
+        first = True
+        for entries in shard_entries:
+            for e in entries:
+                next_obj, next_rel = _renumber(e, next_obj, next_rel)
+                stats.add(e)
+                try:  # standard JSON only: a NaN here is a bug upstream, never a file other readers reject
+                    text = json.dumps(e, ensure_ascii=False, allow_nan=False)
+                except ValueError as err:
+                    raise ValueError(f"{output_path}: not written: image {e.get('image_id')!r} has a NaN or inf "
+                                     f"value ({err})") from None
+                f.write(("" if first else ",\n") + text)
+                first = False
+        f.write("]\n")
     return stats.result()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from detectron2.utils.colormap import colormap
 from detectron2.utils.visualizer import Visualizer
 
-__all__ = ["draw_relation_triplets"]
+__all__ = ["draw_relation_triplets", "scale_triplet_boxes"]
 
 _SUBJECT_COLOR = (0.12, 0.47, 0.71)  # blue
 _OBJECT_COLOR = (1.0, 0.50, 0.05)  # orange
@@ -93,3 +93,21 @@ def draw_relation_triplets(
         vis.draw_line([sx, ox], [sy, oy], color=color)
         vis.draw_text(label, ((sx + ox) / 2, (sy + oy) / 2), color=color, font_size=font_size)
     return vis.get_output().get_image()
+
+
+def scale_triplet_boxes(triplets: Sequence[dict[str, Any]], factor: float) -> list[dict[str, Any]]:
+    """Copies of ``triplets`` with every box multiplied by ``factor``.
+
+    ``RelationPredictor.read_image`` may return a shrunk copy of a large image while the triplets keep the
+    file's pixels: draw them on it with ``scale_triplet_boxes(triplets, image.shape[0] / result["height"])``.
+    """
+    if factor == 1.0:
+        return list(triplets)
+    out = []
+    for t in triplets:
+        t = dict(t)
+        for key in ("subject", "object"):
+            if t.get(key) is not None:
+                t[key] = dict(t[key], box=[v * factor for v in t[key]["box"]])
+        out.append(t)
+    return out

@@ -168,7 +168,8 @@ def test_bad_shapes_and_pickles(tmp_path):
     bad_gt = json.loads(paths["test.json"].read_text())
     bad_gt[2]["hoi_annotation"][0]["category_id"] = 500
     paths["test.json"].write_text(json.dumps(bad_gt))
-    with pytest.raises(ValueError, match="record 2 .* verb category_id 500"):
+    with pytest.raises(ValueError, match=r"test.json: image 'HICO_test2015_00000002.jpg': field "
+                                         r"'hoi_annotation\[0\].category_id': unknown predicate id 500"):
         hico.main(_args(paths, paths["preds.npz"]))
 
 

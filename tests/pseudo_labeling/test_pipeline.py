@@ -274,3 +274,31 @@ def test_downstream_shards_are_redone_when_upstream_changes(tiny_coco, tmp_path)
     tag0 = json.loads(open(shard_path(str(tmp_path), "tag", 0)).read())["meta"]
     write0 = json.loads(open(shard_path(str(tmp_path), "write", 0)).read())["meta"]
     assert write0["input_token"] == tag0["token"]
+
+
+def test_nan_detection_boxes_are_dropped_counted_and_never_written(tiny_coco, tmp_path):
+    """Issue 15, finding 2: a NaN box used to reach pseudo_relations.json as ``"x": NaN`` (not JSON) while the
+    summary said "dropped: none"; a killed run's temporary shard file must be cleaned on resume."""
+    det = json.loads(open(tiny_coco["detection_json"]).read())
+    det["annotations"].append({"id": 950, "image_id": 1, "category_id": 1, "bbox": [float("nan"), 2, 10, 10],
+                               "iscrowd": 0})
+    with open(tiny_coco["detection_json"], "w") as f:
+        json.dump(det, f)  # writes the NaN token, as a buggy detector would
+    out = tmp_path / "out"
+    _, summary = _run(tiny_coco, out)
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    data = json.loads((out / "pseudo_relations.json").read_text(), parse_constant=refuse)
+    assert all(all(v == v for o in e["objects"] for v in (o["x"], o["y"], o["w"], o["h"])) for e in data)
+    assert summary["issues"]["annotation_dropped_malformed_box"] == 1
+    json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+    # a temporary shard file left by a killed writer (its process is gone) is removed on resume
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = out / "write" / f".shard_00000.json.{int(dead.stdout)}.x1y2.tmp"
+    stale.write_text('[{"half')
+    alive = out / "write" / f".shard_00001.json.{os.getpid()}.x1y2.tmp"  # a live writer's file stays
+    alive.write_text("")
+    _run(tiny_coco, out)
+    assert not stale.exists() and alive.exists()

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "ms_deform_attn_utils.h"
@@ -63,6 +64,17 @@ inline bool setup_corners(T x, T y, int64_t H, int64_t W, Corners<T>& c) {
   return true;
 }
 
+// True when a sample skipped by setup_corners still makes the grid_sample reference return NaN: a
+// non-finite source coordinate (a NaN or inf location, or one so large that the coordinate overflows)
+// or a non-finite attention weight (the reference multiplies the zero sample by it: 0 * NaN, 0 * inf).
+// Only evaluated for skipped samples, so the common path pays nothing.
+template <typename T>
+inline bool poisons(T x, T y, T a, int64_t H, int64_t W) {
+  const T w_im = ((x * T(2) - T(1)) + T(1)) * (static_cast<T>(W) * T(0.5)) - T(0.5);
+  const T h_im = ((y * T(2) - T(1)) + T(1)) * (static_cast<T>(H) * T(0.5)) - T(0.5);
+  return !std::isfinite(w_im) || !std::isfinite(h_im) || !std::isfinite(a);
+}
+
 // Below this many multiply-adds, work is not split across threads: a few milliseconds of work gain
 // little from a second thread, and lose a lot when the cores are shared with other processes (waking
 // and joining OpenMP threads then costs more than the work).
@@ -98,7 +110,12 @@ void forward_rows(const T* value, const int64_t* shapes, const int64_t* starts, 
           const int64_t l = lpi / P;
           const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
           Corners<T> c;
-          if (!setup_corners(lp[2 * lpi], lp[2 * lpi + 1], H, W, c)) continue;
+          if (!setup_corners(lp[2 * lpi], lp[2 * lpi + 1], H, W, c)) {
+            if (poisons(lp[2 * lpi], lp[2 * lpi + 1], ap[lpi], H, W)) {
+              for (int64_t d = 0; d < D; ++d) o[d] = std::numeric_limits<T>::quiet_NaN();  // as the reference
+            }
+            continue;
+          }
           const T* vbase = value + ((n * S + starts[l]) * M + m) * D;
           const T a = ap[lpi];
           for (int k = 0; k < 4; ++k) {
@@ -192,7 +209,12 @@ void backward_slice(const T* value, const int64_t* shapes, const int64_t* starts
       for (int64_t p = 0; p < P; ++p) {
         const int64_t lpi = l * P + p;
         Corners<T> c;
-        if (!setup_corners(lp[2 * lpi], lp[2 * lpi + 1], H, W, c)) continue;  // gradients stay 0
+        if (!setup_corners(lp[2 * lpi], lp[2 * lpi + 1], H, W, c)) {  // outside: gradients stay 0 ...
+          if (poisons(lp[2 * lpi], lp[2 * lpi + 1], ap[lpi], H, W)) {  // ... unless the output is NaN
+            gap[lpi] = glp[2 * lpi] = glp[2 * lpi + 1] = std::numeric_limits<T>::quiet_NaN();
+          }
+          continue;
+        }
         const T a = ap[lpi];
         const T* v[4];
         for (int k = 0; k < 4; ++k) v[k] = c.valid[k] ? vbase + c.pos[k] * pos_stride : zeros;

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,9 @@ from typing import Any
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
+
+from ...schemas.core import Problem, SchemaError, box_outside_image, gc_paused
+from ...schemas.vocabulary import read_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -116,29 +118,11 @@ def datasets_root() -> str:
 # ----------------------------------------------------------------------------------------------
 # Errors
 # ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Problem:
-    """One problem found in an annotation file: where it is and what is wrong.
-
-    ``kind`` is a short category used to count problems (e.g. ``"box_outside_image"``).
-    """
-
-    kind: str
-    file: str
-    image: Any  # image index / file name / id, whatever identifies the record best
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: image {self.image!r}: field '{self.field}': {self.message}"
-
-
-class RelationDataError(ValueError):
+class RelationDataError(SchemaError):
     """A bad annotation or image. The message names the file, the image and the field."""
 
     def __init__(self, problem: Problem):
-        super().__init__(str(problem))
-        self.problem = problem
+        super().__init__(problem)
 
 
 class MissingDatasetFileError(FileNotFoundError):
@@ -164,7 +148,7 @@ def load_json(path: str | os.PathLike, what: str = "") -> Any:
     """Read a JSON file; a missing file or malformed JSON gives an error naming the file."""
     require_file(path, what)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f, gc_paused():
             return json.load(f)
     except json.JSONDecodeError as e:
         raise RelationDataError(Problem("malformed_json", str(path), None, "<file>", f"malformed JSON: {e}")) from e
@@ -291,10 +275,10 @@ def check_box(
         sink.add(Problem("inverted_box", file, image, field, f"box {box!r} has x2 < x1 or y2 < y1"))
         return None
     if width is not None and height is not None:
-        tx, ty = max(2.0, 0.01 * width), max(2.0, 0.01 * height)
-        if (x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty) and sink.tolerates("box_outside_image"):
+        outside = box_outside_image((x1, y1, x2, y2), width, height)
+        if outside and sink.tolerates("box_outside_image"):
             sink.note_tolerated("box_outside_image")  # clamped below, as the official loader does
-        elif x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty:
+        elif outside:
             sink.add(
                 Problem("box_outside_image", file, image, field, f"box {box!r} lies outside the {width}x{height} image")
             )
@@ -354,27 +338,18 @@ def register_lazy(name: str, loader: Callable[[], list[dict]]) -> None:
 # Packaged label files
 # ----------------------------------------------------------------------------------------------
 def read_verb_list(path: str | os.PathLike) -> list[str]:
-    """Read a HICO-style verb list (``NNN  verb_name`` per line, 1-based ids in order).
-
-    Returns the label texts in id order with underscores turned into spaces ("no interaction").
-    """
+    """Label texts, in file order, of a vocabulary file (``NNN  label words`` lines, see
+    :mod:`rlipv2.schemas.vocabulary`): multi-word labels stay whole, underscores become spaces."""
     require_file(path)
-    names = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.strip().split()
-            if not parts:
-                continue
-            names.append(parts[-1].replace("_", " ") if len(parts) > 1 else parts[0].replace("_", " "))
-    return names
+    return list(read_vocabulary(path, "predicate").names)
 
 
 def read_object_dict(path: str | os.PathLike) -> tuple[list[str], list[int]]:
-    """Read a HICO-style object list: a JSON dict ``{name: dataset_id}`` in label order."""
-    d = load_json(path)
-    if not isinstance(d, dict):
-        raise RelationDataError(Problem("malformed_json", str(path), None, "<file>", "expected a {name: id} dict"))
-    return list(d.keys()), [int(v) for v in d.values()]
+    """(label texts, dataset ids) of an object vocabulary file (a JSON ``{label: id}`` dict in label order,
+    or any other format of :mod:`rlipv2.schemas.vocabulary`)."""
+    require_file(path)
+    v = read_vocabulary(path, "object")
+    return list(v.names), list(v.ids)
 
 
 @cache

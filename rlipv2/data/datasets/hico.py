@@ -9,29 +9,28 @@ for a missing object, kept as relation object -1 (contract 1); its 81st object t
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 
 import numpy as np
 
+from ...schemas.vocabulary import Vocabulary, packaged_vocabulary, read_vocabulary
 from .common import (
-    COCO80_IDS,
     LazyMetadata,
     ProblemSink,
     hico_correct_mat,
-    hico_object_classes,
     hico_standard_rare_triplets,
-    hico_verb_classes,
     hico_zero_shot_triplets,
     load_json,
     new_metadata,
     rare_triplets_from_counts,
-    read_object_dict,
-    read_verb_list,
     register_lazy,
     require_file,
 )
 from .hoi_format import load_hoi_json
+
+logger = logging.getLogger(__name__)
 
 HICO_DOWNLOAD_HINT = (
     "HICO-DET annotations (trainval_hico.json, test_hico.json) come from the QPIC/PPDM annotation pack; "
@@ -54,8 +53,13 @@ def _hico_like_loader(
     entries_fn: Callable[[], list] | None,
     hint: str,
     tolerate: tuple[str, ...] = (),
+    vocabularies: tuple[Vocabulary, Vocabulary] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[dict]:
     entries = entries_fn() if entries_fn is not None else load_json(json_file, hint)
+    objects, predicates = vocabularies or (None, None)
+    if vocabularies is not None:
+        logger.info("%s: vocabulary: %s; %s", name, objects.describe(), predicates.describe())
     return load_hoi_json(
         json_file,
         image_root,
@@ -67,6 +71,9 @@ def _hico_like_loader(
         dataset_name=name,
         entries=entries,
         tolerate=tolerate,
+        allow_outside_root=allow_outside_root,
+        object_vocabulary=objects.describe() if objects is not None else None,
+        predicate_vocabulary=predicates.describe() if predicates is not None else None,
     )
 
 
@@ -112,14 +119,17 @@ def register_hico_format(
     zero_shot_unseen_triplets: list | None = None,
     entries_fn: Callable[[], list] | None = None,
     tolerate: tuple[str, ...] = (),
+    allow_outside_root: bool = False,
     **metadata,
 ) -> LazyMetadata:
     """Register a HICO-DET-format (``variant="hico"``) or V-COCO-format (``"vcoco"``) dataset.
 
     Nothing is read now. Label lists default to the packaged HICO-DET / V-COCO ones; a custom
-    vocabulary is given by ``object_names_file`` (JSON ``{name: dataset_id}`` in label order) and
-    ``verb_names_file`` (``NNN  verb_name`` lines, ids 1-based), or by ``thing_classes`` /
-    ``predicate_classes`` (+ ``*_dataset_id_to_contiguous_id``) in ``metadata``.
+    vocabulary is given by ``object_names_file`` and ``verb_names_file`` (any format of
+    :mod:`rlipv2.schemas.vocabulary`: ``NNN label words`` lines, plain label lines numbered from 1,
+    a JSON ``{label: id}`` dict or a JSON list), or by ``thing_classes`` / ``predicate_classes``
+    (+ ``*_dataset_id_to_contiguous_id``) in ``metadata``. The loader logs each vocabulary's size and
+    source (metadata ``vocabulary_sources``) and refuses ids outside it.
 
     Args:
         correct_mat_file: ``.npy`` [num_predicates, num_objects] mask; default: HICO-DET's packaged one
@@ -131,6 +141,7 @@ def register_hico_format(
         entries_fn: returns the JSON entries (for splits derived from another file).
         tolerate: problem kinds handled as the official loader does instead of raising
             (e.g. ``("relation_index_out_of_range",)``: such training images are dropped).
+        allow_outside_root: accept image paths that are absolute or contain ``..`` (refused by default).
         metadata: any other metadata (stored as is).
     """
     vcoco = variant == "vcoco"
@@ -138,29 +149,25 @@ def register_hico_format(
     md = new_metadata(name)
     default_vocab = object_names_file is None and "thing_classes" not in metadata
     if object_names_file is not None:
-        objects, obj_ids = read_object_dict(object_names_file)
-        thing_map = {i: k for k, i in enumerate(obj_ids)}
+        object_vocab = read_vocabulary(object_names_file, "object")
     elif "thing_classes" in metadata:
-        objects = list(metadata.pop("thing_classes"))
-        thing_map = metadata.pop("thing_dataset_id_to_contiguous_id", {k: k for k in range(len(objects))})
-    elif vcoco:
-        objects = vcoco_object_texts()
-        thing_map = {cid: k for k, cid in enumerate(COCO80_IDS)}
+        names = list(metadata.pop("thing_classes"))
+        id_map = metadata.pop("thing_dataset_id_to_contiguous_id", {k: k for k in range(len(names))})
+        object_vocab = _vocab_from_map("object", names, id_map, f"thing_classes of dataset {name!r}")
     else:
-        objects, obj_ids = hico_object_classes()
-        thing_map = {cid: k for k, cid in enumerate(obj_ids)}
+        object_vocab = packaged_vocabulary("vcoco_objects" if vcoco else "hico_objects")
     if verb_names_file is not None:
-        verbs = read_verb_list(verb_names_file)
-        pred_map = {k + 1: k for k in range(len(verbs))}
+        predicate_vocab = read_vocabulary(verb_names_file, "predicate")
     elif "predicate_classes" in metadata:
-        verbs = list(metadata.pop("predicate_classes"))
-        pred_map = metadata.pop("predicate_dataset_id_to_contiguous_id", {k: k for k in range(len(verbs))})
-    elif vcoco:
-        verbs = vcoco_verb_texts()
-        pred_map = {k: k for k in range(len(verbs))}
+        names = list(metadata.pop("predicate_classes"))
+        id_map = metadata.pop("predicate_dataset_id_to_contiguous_id", {k: k for k in range(len(names))})
+        predicate_vocab = _vocab_from_map("predicate", names, id_map, f"predicate_classes of dataset {name!r}")
     else:
-        verbs = hico_verb_classes()
-        pred_map = {k + 1: k for k in range(len(verbs))}
+        predicate_vocab = packaged_vocabulary("vcoco_verbs" if vcoco else "hico_verbs")
+    objects, verbs = list(object_vocab.names), list(predicate_vocab.names)
+    # V-COCO's 81st text "missing objects" has no id in the files (object_id -1)
+    thing_map = {i: k for k, i in enumerate(object_vocab.ids) if i >= 0}
+    pred_map = dict(predicate_vocab.id_to_contiguous)
     hint = VCOCO_DOWNLOAD_HINT if vcoco else HICO_DOWNLOAD_HINT
     image_id_mode = metadata.pop("image_id_mode", "file_name" if vcoco else "index")
 
@@ -178,6 +185,8 @@ def register_hico_format(
             entries_fn,
             hint,
             tuple(tolerate),
+            (object_vocab, predicate_vocab),
+            allow_outside_root,
         ),
     )
     if tolerate:
@@ -192,6 +201,7 @@ def register_hico_format(
         annotation_format=variant,
         evaluator_type=metadata.pop("evaluator_type", "vcoco" if vcoco else "hico"),
         subject_class=metadata.pop("subject_class", objects.index("person") if "person" in objects else 0),
+        vocabulary_sources={"objects": object_vocab.describe(), "predicates": predicate_vocab.describe()},
     )
     if vcoco:
         md.set(missing_object_class=len(objects) - 1)
@@ -219,6 +229,15 @@ def register_hico_format(
         md.set(zero_shot_unseen_triplets=[tuple(t) for t in zero_shot_unseen_triplets])
     md.set(**metadata)
     return md
+
+
+def _vocab_from_map(kind: str, names: list[str], id_map: dict, source: str) -> Vocabulary:
+    """A vocabulary from label texts and a {dataset id: contiguous id} map (metadata-given classes)."""
+    inverse = {k: i for i, k in id_map.items()}
+    missing = [k for k in range(len(names)) if k not in inverse]
+    if missing:
+        raise ValueError(f"{source}: no dataset id maps to class {missing[0]} ({names[missing[0]]!r})")
+    return Vocabulary(kind, tuple(names), tuple(inverse[k] for k in range(len(names))), source)
 
 
 def vcoco_object_texts() -> list[str]:

@@ -13,7 +13,6 @@ docs/interfaces.md, contract 1).
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,8 @@ from typing import Any
 from detectron2.structures import BoxMode
 from PIL import Image
 
+from ...schemas.core import gc_paused
+from ...schemas.hico import hoi_record_schema
 from .common import Problem, ProblemSink, check_box, load_json
 
 
@@ -76,11 +77,18 @@ def load_hoi_json(
     sink: ProblemSink | None = None,
     entries: list | None = None,
     tolerate: tuple[str, ...] = (),
+    allow_outside_root: bool = False,
+    object_vocabulary: str | None = None,
+    predicate_vocabulary: str | None = None,
 ) -> list[dict]:
     """Load a PPDM/QPIC-format file into dataset dicts (contract 1).
 
+    The rules of the file are those of :mod:`rlipv2.schemas.hico`; a record that breaks one is reported
+    to ``sink`` (the whole record is dropped unless the sink raises).
+
     Args:
-        object_id_map / predicate_id_map: dataset ids in the file -> contiguous 0-based ids.
+        object_id_map / predicate_id_map: dataset ids in the file -> contiguous 0-based ids (the
+            vocabulary: ids outside it are refused).
         relation_key: "hoi_annotation" (HICO-DET, V-COCO) or "rel_annotations" (Open Images).
         allow_missing_object: V-COCO: ``object_id == -1`` is a relation without object.
         image_id_mode: "index" (position in the file, as the official HICO-DET evaluator) or
@@ -90,168 +98,77 @@ def load_hoi_json(
         sink: where problems go (default: raise, or skip under :func:`skip_bad_records`).
         entries: already parsed JSON content of ``json_file`` (avoids reading it again).
         tolerate: problem kinds handled as the official loader does (see :class:`ProblemSink`).
+        allow_outside_root: accept image paths that are absolute or contain ``..``.
+        object_vocabulary / predicate_vocabulary: descriptions of the vocabularies for messages (size, source).
     """
+    with gc_paused():  # millions of small acyclic objects: collections would cost as much as the parsing
+        return _load_hoi_json(json_file, image_root, object_id_map, predicate_id_map, relation_key,
+                              allow_missing_object, image_id_mode, dataset_name, read_sizes, sink, entries, tolerate,
+                              allow_outside_root, object_vocabulary, predicate_vocabulary)
+
+
+def _load_hoi_json(json_file, image_root, object_id_map, predicate_id_map, relation_key, allow_missing_object,
+                   image_id_mode, dataset_name, read_sizes, sink, entries, tolerate, allow_outside_root,
+                   object_vocabulary, predicate_vocabulary) -> list[dict]:
     sink = sink or ProblemSink.default(tolerate)
     if entries is None:
         entries = load_json(json_file, "Download the annotation files named in datasets/README.md.")
     if not isinstance(entries, list):
         sink.add(Problem("malformed_json", json_file, None, "<file>", "expected a JSON list of image entries"))
         return []
+    schema = hoi_record_schema(relation_key, unique_file_names=relation_key == "hoi_annotation")
+    result = schema.validate(entries, json_file, {
+        "object_ids": object_id_map, "predicate_ids": predicate_id_map, "allow_missing_object": allow_missing_object,
+        "allow_outside_root": allow_outside_root, "object_vocabulary": object_vocabulary,
+        "predicate_vocabulary": predicate_vocabulary})
+    for p in result.problems:
+        sink.add(p)
 
-    # image sizes (header reads) for the entries that do not carry them
-    need = []
-    for i, e in enumerate(entries):
-        if isinstance(e, dict) and isinstance(e.get("file_name"), str) and not ("height" in e and "width" in e):
-            need.append(i)
+    # image sizes (header reads) for the valid records that do not carry them
+    need = [i for i, r in result.records if "height" not in r]
     sizes: dict[int, Any] = {}
     if read_sizes and need:
         got = image_sizes([os.path.join(image_root, entries[i]["file_name"]) for i in need])
         sizes = dict(zip(need, got))
 
     dicts = []
-    for idx, e in enumerate(entries):
-        rec = _parse_entry(
-            e,
-            idx,
-            json_file,
-            image_root,
-            sizes.get(idx),
-            object_id_map,
-            predicate_id_map,
-            relation_key,
-            allow_missing_object,
-            image_id_mode,
-            sink,
-        )
-        if rec is not None:
+    for idx, rec in result.records:
+        out = _to_dataset_dict(rec, idx, json_file, image_root, sizes.get(idx), object_id_map, predicate_id_map,
+                               relation_key, image_id_mode, sink)
+        if out is not None:
             if dataset_name is not None:
-                rec["dataset_name"] = dataset_name
-            dicts.append(rec)
+                out["dataset_name"] = dataset_name
+            dicts.append(out)
     sink.warn_tolerated(json_file)
     return dicts
 
 
-def _parse_entry(
-    e,
-    idx,
-    json_file,
-    image_root,
-    size,
-    object_id_map,
-    predicate_id_map,
-    relation_key,
-    allow_missing_object,
-    image_id_mode,
-    sink,
-) -> dict | None:
+def _to_dataset_dict(rec, idx, json_file, image_root, size, object_id_map, predicate_id_map, relation_key,
+                     image_id_mode, sink) -> dict | None:
+    """A record that passed the schema -> a dataset dict; image problems (missing, unreadable, box
+    outside the image) are reported to ``sink`` here."""
     n_before = len(sink.problems)
-    if not isinstance(e, dict):
-        sink.add(Problem("malformed_record", json_file, idx, "<entry>", f"expected an object, got {type(e).__name__}"))
-        return None
-    fname = e.get("file_name")
-    image = fname if isinstance(fname, str) else idx
-    if not isinstance(fname, str):
-        sink.add(Problem("malformed_record", json_file, idx, "file_name", "missing or not a string"))
-        return None
+    fname = rec["file_name"]
     path = os.path.join(image_root, fname)
     height = width = None
-    if "height" in e and "width" in e:
-        height, width = e["height"], e["width"]
-        for field, v in (("height", height), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                sink.add(Problem("malformed_record", json_file, image, field, f"must be a positive number, got {v!r}"))
-                return None
-        height, width = int(height), int(width)
+    if "height" in rec:
+        height, width = rec["height"], rec["width"]
     elif isinstance(size, Exception):
-        sink.add(_image_problem(json_file, image, path, size))
+        sink.add(_image_problem(json_file, fname, path, size))
         return None
     elif size is not None:
         height, width = size
-
-    anns_in = e.get("annotations")
-    rels_in = e.get(relation_key, [])
-    if not isinstance(anns_in, list):
-        sink.add(Problem("malformed_record", json_file, image, "annotations", "missing or not a list"))
-        return None
-    if not isinstance(rels_in, list):
-        sink.add(Problem("malformed_record", json_file, image, relation_key, "not a list"))
-        return None
-
     anns = []
-    for k, a in enumerate(anns_in):
-        if not isinstance(a, dict) or "bbox" not in a or "category_id" not in a:
-            sink.add(
-                Problem("malformed_record", json_file, image, f"annotations[{k}]", "needs 'bbox' and 'category_id'")
-            )
-            continue
-        cid = a["category_id"]
-        if not isinstance(cid, (int, str)) or cid not in object_id_map:
-            sink.add(
-                Problem(
-                    "unknown_category",
-                    json_file,
-                    image,
-                    f"annotations[{k}].category_id",
-                    f"unknown object category id {cid!r}",
-                )
-            )
-            continue
-        box = check_box(a["bbox"], width, height, (json_file, image, f"annotations[{k}].bbox"), sink)
-        if box is None:
-            continue
-        anns.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "category_id": object_id_map[cid]})
-
-    rels = []
-    n = len(anns_in)
-    for k, r in enumerate(rels_in):
-        where = f"{relation_key}[{k}]"
-        if not isinstance(r, dict) or not all(f in r for f in ("subject_id", "object_id", "category_id")):
-            sink.add(
-                Problem("malformed_record", json_file, image, where, "needs 'subject_id', 'object_id', 'category_id'")
-            )
-            continue
-        s, o, p = r["subject_id"], r["object_id"], r["category_id"]
-        if not isinstance(s, int) or not 0 <= s < n:
-            sink.add(
-                Problem(
-                    "relation_index_out_of_range",
-                    json_file,
-                    image,
-                    where + ".subject_id",
-                    f"subject index {s!r} out of range for {n} boxes",
-                )
-            )
-            continue
-        if not isinstance(o, int) or not (0 <= o < n or (allow_missing_object and o == -1)):
-            sink.add(
-                Problem(
-                    "relation_index_out_of_range",
-                    json_file,
-                    image,
-                    where + ".object_id",
-                    f"object index {o!r} out of range for {n} boxes",
-                )
-            )
-            continue
-        if not isinstance(p, (int, str)) or p not in predicate_id_map:
-            sink.add(
-                Problem("unknown_category", json_file, image, where + ".category_id", f"unknown predicate id {p!r}")
-            )
-            continue
-        conf = r.get("confidence", 1.0)
-        if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not math.isfinite(conf):
-            sink.add(Problem("malformed_record", json_file, image, where + ".confidence",
-                             f"confidence must be a finite number, got {conf!r}"))
-            continue
-        rels.append({"subject": s, "object": o, "predicate": predicate_id_map[p], "confidence": float(conf)})
-
+    for k, a in enumerate(rec["annotations"]):
+        box = check_box(a["bbox"], width, height, (json_file, fname, f"annotations[{k}].bbox"), sink)
+        if box is not None:
+            anns.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "category_id": object_id_map[a["category_id"]]})
+    rels = [{"subject": r["subject_id"], "object": r["object_id"], "predicate": predicate_id_map[r["category_id"]],
+             "confidence": r.get("confidence", 1.0)} for r in rec.get(relation_key, ())]
     if len(sink.problems) > n_before:  # (not in "raise" mode) drop the whole record
         return None
-    if image_id_mode == "file_name":
-        image_id = image_id_from_file_name(fname, idx)
-    else:
-        image_id = idx
-    rec = {"file_name": path, "image_id": image_id, "annotations": anns, "relations": rels}
+    image_id = image_id_from_file_name(fname, idx) if image_id_mode == "file_name" else idx
+    out = {"file_name": path, "image_id": image_id, "annotations": anns, "relations": rels}
     if height is not None:
-        rec["height"], rec["width"] = height, width
-    return rec
+        out["height"], out["width"] = height, width
+    return out

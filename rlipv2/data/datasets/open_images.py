@@ -9,10 +9,12 @@ Both files are read lazily (on first use of the dataset or its class lists).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 import numpy as np
 
+from ...schemas.oi import check_categories
 from .common import (
     LazyMetadata,
     Problem,
@@ -26,6 +28,8 @@ from .common import (
 )
 from .hoi_format import load_hoi_json
 
+logger = logging.getLogger(__name__)
+
 OI_DOWNLOAD_HINT = (
     "Open Images v6 SGG files (OI_SGG_*.json, categories_dict.json, OI_SGG_trainval_test_categories_dict.json) "
     "are in the RLIPv2 data release."
@@ -35,14 +39,9 @@ OI_DOWNLOAD_HINT = (
 @functools.lru_cache(maxsize=8)
 def _oi_vocab(categories_file: str, all_categories_file: str | None):
     """(object texts, predicate texts, {file object id: contiguous id}) of an OI dataset."""
-    cats = load_json(categories_file, OI_DOWNLOAD_HINT)
-    if not isinstance(cats, dict) or "obj" not in cats or "rel" not in cats:
-        raise RelationDataError(
-            Problem("malformed_json", categories_file, None, "<file>", "expected {'obj': [...], 'rel': [...]}")
-        )
-    objects, predicates = list(cats["obj"]), list(cats["rel"])
+    objects, predicates = check_categories(load_json(categories_file, OI_DOWNLOAD_HINT), categories_file)
     if all_categories_file is not None and os.path.exists(all_categories_file):
-        all_objs = load_json(all_categories_file)["obj"]
+        all_objs = check_categories(load_json(all_categories_file), all_categories_file)[0]
         id_map = {}
         for k, o in enumerate(objects):
             if o not in all_objs:
@@ -67,11 +66,17 @@ def _vocab_field(categories_file, all_categories_file, which):
     return _oi_vocab(categories_file, all_categories_file)[which]
 
 
-def _load_oi(name, json_file, image_root, categories_file, all_categories_file, vocab, tolerate=()):
+def _load_oi(name, json_file, image_root, categories_file, all_categories_file, vocab, tolerate=(),
+             allow_outside_root=False):
     if vocab is None:
         objects, predicates, id_map = _oi_vocab(categories_file, all_categories_file)
+        source = categories_file + (f" (ids of {all_categories_file})" if all_categories_file else "")
     else:
         objects, predicates, id_map = vocab
+        source = f"thing_classes / predicate_classes of dataset {name!r}"
+    obj_desc = f"{len(objects)} object classes from {source}"
+    pred_desc = f"{len(predicates)} predicate classes from {source} (ids 0..{len(predicates) - 1})"
+    logger.info("%s: vocabulary: %s; %s", name, obj_desc, pred_desc)
     entries = load_json(json_file, OI_DOWNLOAD_HINT)
     return load_hoi_json(
         json_file,
@@ -83,6 +88,9 @@ def _load_oi(name, json_file, image_root, categories_file, all_categories_file, 
         dataset_name=name,
         entries=entries,
         tolerate=tolerate,
+        allow_outside_root=allow_outside_root,
+        object_vocabulary=obj_desc,
+        predicate_vocabulary=pred_desc,
     )
 
 
@@ -119,13 +127,15 @@ def register_open_images(
     rare_from: str | None = None,
     triplet_correct_mat_file: str | None = None,
     tolerate: tuple[str, ...] = (),
+    allow_outside_root: bool = False,
     **metadata,
 ) -> LazyMetadata:
     """Register an Open-Images-SGG-format dataset (nothing is read now).
 
     Either ``categories_file`` ({"obj": [...], "rel": [...]}, optionally with the 601-class
     ``all_categories_file`` the file ids index), or ``thing_classes`` + ``predicate_classes`` in
-    ``metadata`` (file ids are then contiguous ids).
+    ``metadata`` (file ids are then contiguous ids). The loader logs the vocabulary's size and source and
+    refuses ids outside it; ``allow_outside_root`` accepts absolute or ``..`` image paths.
     """
     md = new_metadata(name)
     vocab = None
@@ -146,7 +156,8 @@ def register_open_images(
     register_lazy(
         name,
         functools.partial(
-            _load_oi, name, json_file, image_root, categories_file, all_categories_file, vocab, tuple(tolerate)
+            _load_oi, name, json_file, image_root, categories_file, all_categories_file, vocab, tuple(tolerate),
+            allow_outside_root,
         ),
     )
     src = rare_from or json_file

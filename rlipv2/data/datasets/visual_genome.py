@@ -16,22 +16,27 @@ dropped at load time, as in the official pre-training scripts.
 from __future__ import annotations
 
 import functools
-import math
+import logging
 import os
 from collections.abc import Callable
 
 from detectron2.structures import BoxMode
 
+from ...schemas.core import gc_paused
+from ...schemas.vg import VG_SCHEMA
 from .common import (
     LazyMetadata,
     Problem,
     ProblemSink,
+    RelationDataError,
     check_box,
     load_json,
     new_metadata,
     register_lazy,
 )
 from .hoi_format import image_sizes
+
+logger = logging.getLogger(__name__)
 
 VG_DOWNLOAD_HINT = (
     "Visual Genome: images (VG_100K, VG_100K_2 merged into images/) and the pre-processed scene graphs "
@@ -41,14 +46,6 @@ PSEUDO_DOWNLOAD_HINT = "Relational pseudo-labels for COCO 2017 / Objects365 are 
 
 # vocabulary cache: key -> (object_names, object_freq, predicate_names, predicate_freq)
 _VOCAB_CACHE: dict[tuple, tuple[list[str], list[int], list[str], list[int]]] = {}
-
-
-def _name(v) -> str | None:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, list) and v and isinstance(v[0], str):
-        return v[0]
-    return None
 
 
 def vg_image_path(entry: dict, image_root: str) -> str:
@@ -92,10 +89,6 @@ PATH_RESOLVERS: dict[str, Callable[[dict, str], str]] = {
 }
 
 
-def _positive_number(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-
-
 def _sorted_vocab(freq: dict[str, int]) -> tuple[list[str], list[int]]:
     # dicts keep insertion (= first appearance) order; sort is stable
     items = sorted(freq.items(), key=lambda kv: -kv[1])
@@ -114,18 +107,30 @@ def load_vg_json(
     entries: list | None = None,
     vocab: tuple[list[str], list[str]] | None = None,
     tolerate: tuple[str, ...] = (),
+    allow_outside_root: bool = False,
 ) -> tuple[list[dict], tuple[list[str], list[int], list[str], list[int]]]:
     """Load a VG-format file into dataset dicts (contract 1) and its frequency-sorted vocabularies.
+
+    The rules of the file are those of :mod:`rlipv2.schemas.vg`; a record that breaks one is reported to
+    ``sink`` and dropped (unless the sink raises).
 
     Args:
         image_source: "vg" | "coco2017" | "o365": how an entry names its image file.
         relation_threshold: pseudo-label relations with ``confidence`` below it are dropped
             (relations without a confidence, i.e. human labels, are kept).
         vocab: fixed (object names, predicate names) to index into instead of the file's own.
+        allow_outside_root: accept ``file_name`` paths that are absolute or contain ``..``.
 
     Returns:
         (dicts, (object_names, object_freq, predicate_names, predicate_freq)).
     """
+    with gc_paused():  # millions of small acyclic objects: collections would cost as much as the parsing
+        return _load_vg_json(json_file, image_root, dataset_name, image_source, relation_threshold, read_sizes,
+                             sink, entries, vocab, tolerate, allow_outside_root)
+
+
+def _load_vg_json(json_file, image_root, dataset_name, image_source, relation_threshold, read_sizes, sink, entries,
+                  vocab, tolerate, allow_outside_root):
     sink = sink or ProblemSink.default(tolerate)
     hint = VG_DOWNLOAD_HINT if image_source == "vg" else PSEUDO_DOWNLOAD_HINT
     if entries is None:
@@ -135,39 +140,30 @@ def load_vg_json(
         return [], ([], [], [], [])
     resolve = PATH_RESOLVERS[image_source]
 
-    paths: list[str | None] = []
-    for e in entries:
-        try:
-            paths.append(resolve(e, image_root) if isinstance(e, dict) and "image_id" in e else None)
+    result = VG_SCHEMA.validate(entries, json_file, {"allow_outside_root": allow_outside_root})
+    for p in result.problems:
+        sink.add(p)
+    paths: dict[int, str | None] = {}
+    for i, _ in result.records:
+        try:  # from the raw entry: the path may use fields outside the schema (data_split)
+            paths[i] = resolve(entries[i], image_root)
         except (KeyError, TypeError, ValueError):
-            paths.append(None)
-    need = [i for i, e in enumerate(entries) if paths[i] is not None and not ("height" in e and "width" in e)]
+            paths[i] = None
+    need = [i for i, rec in result.records if paths[i] is not None and "height" not in rec]
     sizes = dict(zip(need, image_sizes([paths[i] for i in need]))) if (read_sizes and need) else {}
 
     obj_freq: dict[str, int] = {}
     rel_freq: dict[str, int] = {}
     raw_dicts = []
-    for idx, e in enumerate(entries):
+    for idx, e in result.records:
         n_before = len(sink.problems)
-        if not isinstance(e, dict) or "image_id" not in e:
-            sink.add(Problem("malformed_record", json_file, idx, "image_id", "entry without 'image_id'"))
-            continue
         image = e["image_id"]
-        if isinstance(image, bool) or not isinstance(image, (int, str)):
-            sink.add(Problem("malformed_record", json_file, idx, "image_id",
-                             f"must be an int or a string, got {image!r}"))
-            continue
         if paths[idx] is None:
             sink.add(Problem("malformed_record", json_file, image, "image_id", "cannot build the image path"))
             continue
         height = width = None
-        if "height" in e and "width" in e:
+        if "height" in e:
             height, width = e["height"], e["width"]
-            if not all(_positive_number(v) for v in (height, width)):
-                sink.add(Problem("malformed_record", json_file, image, "height/width",
-                                 f"must be positive numbers, got {height!r}/{width!r}"))
-                continue
-            height, width = int(height), int(width)
         elif isinstance(sizes.get(idx), Exception):
             err = sizes[idx]
             kind = "missing_image" if isinstance(err, FileNotFoundError) else "corrupt_image"
@@ -175,69 +171,24 @@ def load_vg_json(
             continue
         elif idx in sizes:
             height, width = sizes[idx]
-        objs, rels_in = e.get("objects"), e.get("relationships", [])
-        if not isinstance(objs, list) or not isinstance(rels_in, list):
-            sink.add(
-                Problem("malformed_record", json_file, image, "objects", "'objects'/'relationships' must be lists")
-            )
-            continue
         anns, local = [], {}
-        for k, o in enumerate(objs):
-            where = f"objects[{k}]"
-            nm = _name(o.get("names", o.get("name"))) if isinstance(o, dict) else None
-            if nm is None or not all(f in o for f in ("x", "y", "w", "h")):
-                sink.add(Problem("malformed_record", json_file, image, where, "needs 'names', 'x', 'y', 'w', 'h'"))
-                continue
-            try:
-                xyxy = [o["x"], o["y"], o["x"] + o["w"], o["y"] + o["h"]]
-            except TypeError:
-                xyxy = [o["x"], o["y"], o["w"], o["h"]]  # check_box reports it
-            box = check_box(xyxy, width, height, (json_file, image, where + ".bbox"), sink)
+        for k, o in enumerate(e["objects"]):
+            xyxy = [o["x"], o["y"], o["x"] + o["w"], o["y"] + o["h"]]
+            box = check_box(xyxy, width, height, (json_file, image, f"objects[{k}].bbox"), sink)
             if box is None:
                 continue
-            oid = o.get("object_id", k)
-            if isinstance(oid, bool) or not isinstance(oid, (int, str)):
-                sink.add(Problem("malformed_record", json_file, image, where + ".object_id",
-                                 f"must be an int or a string, got {oid!r}"))
-                continue
-            local[oid] = len(anns)
-            anns.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "name": nm})
+            local[o.get("object_id", k)] = len(anns)
+            anns.append({"bbox": box, "bbox_mode": BoxMode.XYXY_ABS, "name": o.get("names", o.get("name"))})
         rels = []
-        for k, r in enumerate(rels_in):
-            where = f"relationships[{k}]"
-            if not isinstance(r, dict) or not all(f in r for f in ("subject_id", "object_id", "predicate")):
-                sink.add(
-                    Problem("malformed_record", json_file, image, where, "needs 'subject_id', 'object_id', 'predicate'")
-                )
-                continue
+        for r in e.get("relationships", ()):
             conf = r.get("confidence")
-            if conf is not None and (isinstance(conf, bool) or not isinstance(conf, (int, float))
-                                     or not math.isfinite(conf)):
-                sink.add(Problem("malformed_record", json_file, image, where + ".confidence",
-                                 f"confidence must be a finite number, got {conf!r}"))
+            if conf is not None and conf < relation_threshold:
                 continue
-            if conf is not None and float(conf) < relation_threshold:
+            s_, o_ = local.get(r["subject_id"]), local.get(r["object_id"])
+            if s_ is None or o_ is None:  # an object whose box was refused above: the record is dropped
                 continue
-            s, o = (local.get(r[f]) if isinstance(r[f], (int, str)) else None for f in ("subject_id", "object_id"))
-            if s is None or o is None:
-                bad = "subject_id" if s is None else "object_id"
-                sink.add(
-                    Problem(
-                        "relation_index_out_of_range",
-                        json_file,
-                        image,
-                        f"{where}.{bad}",
-                        f"object id {r[bad]!r} is not among the image's objects",
-                    )
-                )
-                continue
-            pred = _name(r["predicate"])
-            if pred is None:
-                sink.add(Problem("malformed_record", json_file, image, where + ".predicate", "not a string"))
-                continue
-            rels.append(
-                {"subject": s, "object": o, "predicate": pred, "confidence": 1.0 if conf is None else float(conf)}
-            )
+            rels.append({"subject": s_, "object": o_, "predicate": r["predicate"],
+                         "confidence": 1.0 if conf is None else conf})
         if len(sink.problems) > n_before:
             continue
         for a in anns:
@@ -284,14 +235,16 @@ def load_vg_json(
 
 
 def _load_and_cache(
-    name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare=None, tolerate=()
+    name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare=None, tolerate=(),
+    allow_outside_root=False,
 ):
     if prepare is not None:
         prepare()
     vocab = None
     if vocab_file is not None:
-        v = load_json(vocab_file)
-        vocab = (list(v["object_names"]), list(v["relationship_names"]))
+        vocab = read_vg_vocab_file(vocab_file)
+        logger.info("%s: vocabulary: %d object and %d predicate classes from %s", name, len(vocab[0]),
+                    len(vocab[1]), vocab_file)
     dicts, voc = load_vg_json(
         json_file,
         image_root,
@@ -300,16 +253,34 @@ def _load_and_cache(
         relation_threshold=relation_threshold,
         vocab=vocab,
         tolerate=tolerate,
+        allow_outside_root=allow_outside_root,
     )
+    if vocab is None:
+        logger.info("%s: vocabulary: %d object and %d predicate classes from the labels of %s (by frequency)",
+                    name, len(voc[0]), len(voc[2]), json_file)
     _VOCAB_CACHE[(name, json_file, relation_threshold)] = voc
     return dicts
 
 
-def _vocab_field(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tolerate, which):
+def _vocab_field(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tolerate,
+                 allow_outside_root, which):
     key = (name, json_file, relation_threshold)
     if key not in _VOCAB_CACHE:
-        _load_and_cache(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tolerate)
+        _load_and_cache(name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tolerate,
+                        allow_outside_root)
     return _VOCAB_CACHE[key][which]
+
+
+def read_vg_vocab_file(path: str) -> tuple[list[str], list[str]]:
+    """(object names, predicate names) of a ``*_keep_names_freq.json`` vocabulary file."""
+    v = load_json(path)
+    names = []
+    for key in ("object_names", "relationship_names"):
+        if not isinstance(v, dict) or not isinstance(v.get(key), list) or not all(
+                isinstance(n, str) and n for n in v[key]):
+            raise RelationDataError(Problem("malformed_json", path, None, key, "must be a list of label texts"))
+        names.append(list(v[key]))
+    return names[0], names[1]
 
 
 def register_vg_format(
@@ -322,6 +293,7 @@ def register_vg_format(
     vocab_file: str | None = None,
     prepare: Callable[[], object] | None = None,
     tolerate: tuple[str, ...] = (),
+    allow_outside_root: bool = False,
     **metadata,
 ) -> LazyMetadata:
     """Register a VG-format dataset (scene graphs or pseudo labels); nothing is read now.
@@ -329,9 +301,12 @@ def register_vg_format(
     The free-form vocabularies and their frequencies are metadata computed on first use.
     ``vocab_file`` (a ``*_keep_names_freq.json`` with ``object_names`` / ``relationship_names``)
     fixes the vocabulary instead. ``prepare`` is called before the file is read (e.g. to generate it).
+    The loader logs the vocabulary's size and source. ``allow_outside_root`` accepts image paths that are
+    absolute or contain ``..`` (refused by default).
     """
     md = new_metadata(name)
-    args = (name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tuple(tolerate))
+    args = (name, json_file, image_root, image_source, relation_threshold, vocab_file, prepare, tuple(tolerate),
+            allow_outside_root)
     register_lazy(name, functools.partial(_load_and_cache, *args))
     md.set_lazy(
         thing_classes=functools.partial(_vocab_field, *args, 0),
