@@ -172,6 +172,33 @@ def test_mixture_merges_vocabularies(vg_files, coco_pseudo_files, hico_files, re
         ]
 
 
+def test_balance_repeats():
+    from rlipv2.data.datasets.mixtures import balance_repeats
+
+    assert balance_repeats([600, 2400]) == [4, 1]
+    assert balance_repeats([600, 1985]) == [3, 1]  # whole repeats, rounded
+    assert balance_repeats([7, 7, 0]) == [1, 1, 1]
+    assert balance_repeats([]) == []
+
+
+def test_balanced_mixture_repeats_the_smaller_part(vg_files, hico_files, registered):
+    register_relation_dataset("t_bal_vg", *vg_files, format="vg")
+    register_relation_dataset("t_bal_hico", *hico_files, format="hico")
+    sizes = {n: len(DatasetCatalog.get(n)) for n in ("t_bal_vg", "t_bal_hico")}
+    register_mixture("t_bal", ["t_bal_vg", "t_bal_hico"], balanced=True)
+    register_mixture("t_unbal", ["t_bal_vg", "t_bal_hico"])
+    registered.extend(["t_bal_vg", "t_bal_hico", "t_bal", "t_unbal"])
+    from rlipv2.data.datasets.mixtures import balance_repeats
+
+    repeats = dict(zip(sizes, balance_repeats(list(sizes.values()))))
+    counts = {n: sum(d["source_dataset"] == n for d in DatasetCatalog.get("t_bal")) for n in sizes}
+    assert counts == {n: sizes[n] * repeats[n] for n in sizes}
+    assert len(DatasetCatalog.get("t_unbal")) == sum(sizes.values())
+    assert MetadataCatalog.get("t_bal").balanced is True and MetadataCatalog.get("t_unbal").balanced is False
+    # same vocabulary either way
+    assert MetadataCatalog.get("t_bal").predicate_classes == MetadataCatalog.get("t_unbal").predicate_classes
+
+
 def test_custom_vocabulary_files(tmp_path, registered):
     from relation_fixtures import write_image, write_json
 

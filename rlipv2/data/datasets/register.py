@@ -96,11 +96,11 @@ def registered_dataset(name: str, json_file: str, image_root: str, format: str =
     )
 
 
-def registered_mixture(name: str, parts) -> str:
+def registered_mixture(name: str, parts, balanced: bool = False) -> str:
     """:func:`rlipv2.data.datasets.mixtures.register_mixture` as a config node (see :func:`registered_dataset`):
     registers the concatenation of the registered datasets ``parts`` under ``name`` and returns ``name``.
     ``parts`` may themselves be :func:`registered_dataset` nodes."""
     from .mixtures import register_mixture
 
     parts = [str(p) for p in parts]
-    return _register_once(name, tuple(parts), lambda: register_mixture(name, parts))
+    return _register_once(name, (tuple(parts), bool(balanced)), lambda: register_mixture(name, parts, balanced))
