@@ -388,47 +388,81 @@ def select_triplet_candidates(image: int, sub_boxes, obj_boxes, sub_labels, obj_
                          obj_labels[idx], verbs[idx], sc[idx], np.full(len(idx), -1, np.int64))
 
 
+def triplet_codes(cand: HOICandidates, num_objects: int, num_verbs: int) -> np.ndarray:
+    """(subject label, object label, verb) code of each candidate."""
+    return (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
+
+
+def image_group_ids(image: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """One int64 id per (image, code) pair (codes are non-negative)."""
+    if len(code) == 0:
+        return np.zeros(0, np.int64)
+    span = int(code.max()) + 1
+    if int(image.max()) < np.iinfo(np.int64).max // span - 1:
+        return image.astype(np.int64) * span + code
+    return np.unique(np.stack([image, code], 1), axis=0, return_inverse=True)[1].reshape(-1)
+
+
 def apply_triplet_nms(cand: HOICandidates, num_objects: int, num_verbs: int, thresh: float = 0.7,
-                      alpha: float = 1.0, beta: float = 0.5) -> HOICandidates:
-    """Per-image pairwise triplet NMS (CDN / RLIPv2 ``triplet_nms_filter``) after the top-k cut.
+                      alpha: float = 1.0, beta: float = 0.5, backend: str = "auto",
+                      grouped: bool = False) -> HOICandidates:
+    """Pairwise triplet NMS (CDN / RLIPv2 ``triplet_nms_filter``) after the top-k cut, all images at once.
 
-    Groups are (subject label, object label, verb); uses ``rlipv2.layers.triplet_nms``. The survivors keep
-    their rank order.
+    Groups are (image, subject label, object label, verb), all resolved in one call of
+    ``rlipv2.evaluation.nms.batched_triplet_nms`` (numpy, or the compiled op when torch is loaded).
+    Returns the survivors per image in descending score, ties in the official grouped list order
+    (``grouped=False``, what the HICO matching reads), or in that grouped order itself (``grouped=True``,
+    the list RLIPv2's OI evaluator works on).
     """
-    import torch
-
-    from rlipv2.layers.triplet_nms import triplet_nms
+    from .nms import batched_triplet_nms
 
     if len(cand) == 0:
         return cand
-    groups = (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
-    bounds = np.flatnonzero(np.diff(cand.image)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(cand)]))
-    keep = np.zeros(len(cand), bool)
-    sb = torch.from_numpy(np.ascontiguousarray(cand.sub_boxes, dtype=np.float64))
-    ob = torch.from_numpy(np.ascontiguousarray(cand.obj_boxes, dtype=np.float64))
-    sc = torch.from_numpy(np.ascontiguousarray(cand.scores, dtype=np.float64))
-    gr = torch.from_numpy(np.ascontiguousarray(groups, dtype=np.int64))
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        keep[a:b] = triplet_nms(sb[a:b], ob[a:b], sc[a:b], gr[a:b], thresh, alpha, beta, backend="pytorch").numpy()
-    cand = cand.take(np.nonzero(keep)[0])
+    code = triplet_codes(cand, num_objects, num_verbs)
+    same_image = cand.image[1:] == cand.image[:-1]
+    # candidates in (image, rank) order have non-increasing scores inside an image: a faster NMS sort
+    score_sorted = bool((~same_image | (cand.scores[1:] <= cand.scores[:-1])).all())
+    keep = batched_triplet_nms(cand.sub_boxes, cand.obj_boxes, cand.scores, image_group_ids(cand.image, code),
+                               thresh, alpha, beta, backend=backend, score_sorted=score_sorted)
+    kept = np.flatnonzero(keep)
     # the official list order after NMS: per image, groups in order of first appearance, each in descending
     # score (equal scores: later first); matching then re-sorts it stably by score, so ties keep it
-    grouped = cand.take(grouped_triplet_order(cand, num_objects, num_verbs))
-    return grouped.take(np.lexsort((np.arange(len(grouped)), -grouped.scores.astype(np.float64), grouped.image)))
+    image, code_k, scores = cand.image[kept], code[kept], cand.scores[kept]
+    if grouped or not score_sorted:
+        g = _grouped_order(image, code_k, scores)
+        if not grouped:
+            g = g[np.lexsort((np.arange(len(g)), -scores[g].astype(np.float64), image[g]))]
+        return cand.take(kept[g])
+    # rank order is already by descending score: only images with equal scores need the grouped tie order
+    tie = (image[1:] == image[:-1]) & (scores[1:] == scores[:-1])
+    if tie.any():
+        sub = np.flatnonzero(np.isin(image, np.unique(image[1:][tie])))
+        g = _grouped_order(image[sub], code_k[sub], scores[sub])
+        g = g[np.lexsort((np.arange(len(g)), -scores[sub][g].astype(np.float64), image[sub][g]))]
+        kept = kept.copy()
+        kept[sub] = kept[sub][g]  # the images' blocks stay where they are
+    return cand.take(kept)
+
+
+def _grouped_order(image: np.ndarray, code: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    if len(code) == 0:
+        return np.zeros(0, np.int64)
+    pos = np.arange(len(code))
+    combo = image_group_ids(image, code)
+    # first position of each (image, code) group: candidates are in (image, rank) order
+    o = np.argsort(combo, kind="stable")
+    sc = combo[o]
+    head = np.r_[True, sc[1:] != sc[:-1]]
+    first_of_sorted = np.maximum.accumulate(np.where(head, np.arange(len(o)), 0))
+    first = np.empty(len(o), np.int64)
+    first[o] = o[first_of_sorted]
+    return np.lexsort((-pos, -scores.astype(np.float64), first, image))
 
 
 def grouped_triplet_order(cand: HOICandidates, num_objects: int, num_verbs: int) -> np.ndarray:
     """Order of the official ``triplet_nms_filter`` output: per image, triplet groups in order of first
     appearance in the (rank-ordered) list, each group in descending score, equal scores later-first."""
-    if len(cand) == 0:
-        return np.zeros(0, np.int64)
-    code = (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
-    pos = np.arange(len(cand))
-    combo = cand.image * (int(code.max()) + 1) + code
-    _, first_idx, inv = np.unique(combo, return_index=True, return_inverse=True)
-    return np.lexsort((-pos, -cand.scores.astype(np.float64), first_idx[inv], cand.image))
+    return _grouped_order(cand.image, triplet_codes(cand, num_objects, num_verbs), cand.scores)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 from ..schemas.core import gc_paused
 from ..schemas.hico import HICO_SCHEMA
 from ..schemas.oi import check_id_list
-from ..schemas.predictions import check_declared_size, parse_npy_header
+from ..schemas.predictions import check_declared_size, max_array_bytes, parse_npy_header
 from ..utils.file_io import atomic_open, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -251,6 +251,7 @@ class NpzReader:
             self._infos = {i.filename[:-4]: (i.header_offset, i.compress_type, i.file_size, i)
                            for i in self._zip.infolist() if i.filename.endswith(".npy")}
         self._headers: dict = {}
+        self._limit = max_array_bytes()  # read once: the environment lookup costs more than a member
 
     def _central_directory(self) -> dict:
         """Parse the zip central directory with struct (zipfile's parser is slow for 50k members)."""
@@ -287,7 +288,8 @@ class NpzReader:
 
     def _member_bytes(self, key, info):
         off, method, size, zinfo = info
-        check_declared_size(self.path, key, size)  # before anything is read or inflated (zip bombs)
+        if size > self._limit:
+            check_declared_size(self.path, key, size)  # before anything is read or inflated (zip bombs)
         if method != zipfile.ZIP_STORED or zinfo is not None:  # compressed, or laid out for zipfile only
             try:
                 if self._zip is None:
@@ -295,11 +297,16 @@ class NpzReader:
                 return memoryview(self._zip.read(zinfo or key + ".npy"))
             except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
                 raise ValueError(f"{self.path}: cannot read member {key!r} (truncated or corrupt?): {e}") from None
-        local = os.pread(self._fd, 30, off)
-        if local[:4] != b"PK\x03\x04":
+        # one read for the local header, the name and the member (the local extra field is usually
+        # empty; a second read covers a longer one)
+        guess = 30 + len(key) + 4 + 64
+        buf = os.pread(self._fd, guess + size, off)
+        if buf[:4] != b"PK\x03\x04":
             raise ValueError(f"{self.path}: corrupt zip member {key}")
-        start = off + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-        return memoryview(os.pread(self._fd, size, start))
+        skip = 30 + int.from_bytes(buf[26:28], "little") + int.from_bytes(buf[28:30], "little")
+        if skip + size <= len(buf):
+            return memoryview(buf)[skip : skip + size]
+        return memoryview(os.pread(self._fd, size, off + skip))
 
     def __getitem__(self, key) -> np.ndarray:
         info = self._infos.get(key)
