@@ -17,6 +17,7 @@ __all__ = [
     "eleven_point_ap",
     "voc_all_point_ap",
     "tp_fp_curve",
+    "per_class_eleven_point_ap",
 ]
 
 # np.arange(0., 1.1, 0.1): the Python ports' thresholds (0.30000000000000004, 0.6000000000000001, ...).
@@ -88,3 +89,89 @@ def tp_fp_curve(scores: np.ndarray, tp: np.ndarray, num_gt: int, stable: bool = 
         rec = ctp / num_gt
         prec = ctp / (cfp + ctp)
     return rec, prec
+
+
+def per_class_eleven_point_ap(cls: np.ndarray, scores: np.ndarray, tp: np.ndarray, num_gt: np.ndarray,
+                              thresholds: np.ndarray = NUMPY_ARANGE_THRESHOLDS, stable: bool = False,
+                              keep_curves: bool = False):
+    """``tp_fp_curve`` + ``eleven_point_ap`` for every class at once, bit-identical to the per-class loop.
+
+    Args:
+        cls: (N,) class index in [0, K) of each detection; within a class, detections are in the order
+            the official code appended them (what its per-class sort sees).
+        scores, tp: (N,) scores and 0/1 true-positive flags.
+        num_gt: (K,) ground-truth count per class.
+        stable: as in ``tp_fp_curve`` (False: NumPy's default sort of each class's ``-score``).
+        keep_curves: also return {class: (rec, prec)} for the classes with detections.
+    Returns:
+        ap (K,), max_rec (K,) (0 for classes without GT or detections), curves (dict or None).
+
+    One stable sort by (class, -score) replaces the per-class sorts. A class whose scores tie under the
+    non-stable rule, or that has detections but no GT (infinite / NaN recall), goes through the
+    per-class functions, so the result never depends on the vectorised path.
+    """
+    num_gt = np.asarray(num_gt, np.int64)
+    K = len(num_gt)
+    ap = np.zeros(K)
+    max_rec = np.zeros(K)
+    curves = {} if keep_curves else None
+    cls = np.asarray(cls, np.int64)
+    n = len(cls)
+    if n == 0:
+        return ap, max_rec, curves
+    scores = np.asarray(scores)
+    tp = np.asarray(tp, np.int64)
+    order = np.argsort(cls, kind="stable")  # per class, in append order
+    c_app = cls[order]
+    lo = np.searchsorted(c_app, np.arange(K), "left")
+    hi = np.searchsorted(c_app, np.arange(K), "right")
+    neg = -scores[order]
+    by_score = np.lexsort((neg, c_app))  # stable: equal scores keep the append order
+    perm = order[by_score]
+    s_sorted = neg[by_score]
+    fallback = np.zeros(K, bool)
+    has_det = hi > lo
+    fallback |= has_det & (num_gt <= 0)
+    if not stable:
+        tie = (c_app[by_score][1:] == c_app[by_score][:-1]) & (s_sorted[1:] == s_sorted[:-1])
+        if tie.any():
+            fallback[np.unique(c_app[by_score][1:][tie])] = True
+    t_sorted = tp[perm]
+    ctp_all = np.cumsum(t_sorted)
+    cfp_all = np.cumsum(1 - t_sorted)
+    base = np.repeat(np.r_[0, ctp_all][lo], hi - lo)
+    base_fp = np.repeat(np.r_[0, cfp_all][lo], hi - lo)
+    ctp = ctp_all - base
+    cfp = cfp_all - base_fp
+    gt_rep = np.repeat(num_gt, hi - lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec = ctp / gt_rep
+        prec = ctp / (cfp + ctp)
+    good = has_det & ~fallback
+    gk = np.flatnonzero(good)
+    if len(gk):
+        prec_ext = np.r_[prec, 0.0]
+        seg_lo, seg_hi = lo[gk], hi[gk]
+        acc = np.zeros(len(gk))
+        for t in thresholds:
+            # rec is non-decreasing in a class: {rec >= t} is a suffix starting after the entries below t
+            below = np.add.reduceat(np.r_[(rec < t).astype(np.int64), 0], np.stack([seg_lo, seg_hi], 1).ravel())[::2]
+            below = np.where(seg_hi > seg_lo, below, 0)
+            start = seg_lo + below
+            idx = np.stack([np.minimum(start, n), seg_hi], 1).ravel()
+            m = np.maximum.reduceat(prec_ext, idx)[::2]
+            acc = acc + np.where(start < seg_hi, m, 0.0) / 11.0
+        ap[gk] = acc
+        max_rec[gk] = rec[seg_hi - 1]
+    for k in np.flatnonzero(fallback).tolist():
+        a, b = lo[k], hi[k]
+        seg = order[a:b]
+        r, p = tp_fp_curve(scores[seg], tp[seg], int(num_gt[k]), stable=stable)
+        ap[k] = eleven_point_ap(r, p, thresholds)
+        max_rec[k] = np.amax(r) if num_gt[k] > 0 else 0.0
+        if keep_curves:
+            curves[k] = (r, p)
+    if keep_curves:
+        for k in gk.tolist():
+            curves[k] = (rec[lo[k] : hi[k]], prec[lo[k] : hi[k]])
+    return ap, max_rec, curves

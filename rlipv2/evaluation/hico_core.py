@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ap import MATLAB_COLON_THRESHOLDS, NUMPY_ARANGE_THRESHOLDS, eleven_point_ap, tp_fp_curve
+from .ap import MATLAB_COLON_THRESHOLDS, NUMPY_ARANGE_THRESHOLDS, per_class_eleven_point_ap
 from .boxes import check_boxes, iou_qpic, iou_voc
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,8 @@ class HOICandidates:
         if not parts:
             return _empty_candidates()
         out = HOICandidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in _CAND_FIELDS))
+        if len(out.image) < 2 or bool((out.image[1:] >= out.image[:-1]).all()):
+            return out  # parts already in image order (one shape group, images added in order)
         order = np.argsort(out.image, kind="stable")  # keeps the rank order inside each image
         return out.take(order)
 
@@ -604,29 +606,16 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
     _, first_hit = np.unique(tgt[hit], return_index=True)
     tp[hit[first_hit]] = 1
 
-    # ---- per-class AP
+    # ---- per-class AP (all classes at once; bit-identical to the per-class sort + cumsum + 11 points)
     rc = cand_class[rec_idx]
-    order = np.argsort(rc, kind="stable")
-    rc_sorted = rc[order]
-    scores_sorted = cand.scores[rec_idx][order]
-    tp_sorted = tp[order]
-    seg_lo, seg_hi = _segments(rc_sorted, np.arange(len(class_codes)))
     thresholds = MATLAB_COLON_THRESHOLDS if matlab else NUMPY_ARANGE_THRESHOLDS
     K = len(class_codes)
-    ap = np.zeros(K)
-    max_rec = np.zeros(K)
-    num_det = seg_hi - seg_lo
+    ap, max_rec, curves = per_class_eleven_point_ap(rc, cand.scores[rec_idx], tp, num_gt, thresholds, stable=matlab,
+                                                    keep_curves=keep_curves)
+    num_det = np.bincount(rc, minlength=K).astype(np.int64) if len(rc) else np.zeros(K, np.int64)
     num_tp = np.bincount(rc, weights=tp, minlength=K).astype(np.int64)
-    curves = {}
-    for k in range(K):
-        a, b = seg_lo[k], seg_hi[k]
-        if b == a:
-            continue
-        rec, prec = tp_fp_curve(scores_sorted[a:b], tp_sorted[a:b], int(num_gt[k]), stable=matlab)
-        ap[k] = eleven_point_ap(rec, prec, thresholds)
-        max_rec[k] = np.amax(rec) if num_gt[k] > 0 else 0.0
-        if keep_curves:
-            curves[k] = (rec, prec)
+    if curves is None:
+        curves = {}
 
     # ---- rare / non-rare split
     split = np.full(K, -1, np.int64)

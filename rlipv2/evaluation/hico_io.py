@@ -115,6 +115,11 @@ class IdMaps:
         ids = np.asarray(ids, np.int64).reshape(-1)
         if ids.size == 0:
             return ids
+        lo, hi = ids.min(), ids.max()
+        if lo >= 0 and hi < len(self._lut):  # the usual case: one lookup, one check
+            out = self._lut[ids]
+            if out.min() >= 0:
+                return out
         bad = (ids < 0) | (ids >= len(self._lut))
         out = np.where(bad, -1, self._lut[np.clip(ids, 0, len(self._lut) - 1)])
         if (out < 0).any():

@@ -40,7 +40,7 @@ import numpy as np
 from ..schemas.oi import OI_SCHEMA, check_id_list
 from ..schemas.predictions import check_npz_array
 from ..utils.cli import positive_int
-from .ap import NUMPY_ARANGE_THRESHOLDS, eleven_point_ap, tp_fp_curve, voc_all_point_ap
+from .ap import NUMPY_ARANGE_THRESHOLDS, per_class_eleven_point_ap, voc_all_point_ap
 from .boxes import iou_qpic, iou_voc
 from .hico_core import (
     CandidateSelector,
@@ -122,7 +122,8 @@ def _phrase_nms(cand: HOICandidates, union: np.ndarray, num_objects: int, num_re
     from .nms import batched_triplet_nms
 
     groups = image_group_ids(cand.image, triplet_codes(cand, num_objects, num_rels))
-    keep = batched_triplet_nms(union, union, cand.scores, groups, thresh, 1.0, 0.0)
+    # in that grouped order, scores never increase inside a group: the faster NMS sort applies
+    keep = batched_triplet_nms(union, union, cand.scores, groups, thresh, 1.0, 0.0, score_sorted=True)
     return np.flatnonzero(keep)
 
 
@@ -148,9 +149,10 @@ def _phrase_scores(gt: HOIGroundTruth, cand: HOICandidates, union: np.ndarray, c
     # target of each list position: first max IoU (>= 0.5) GT phrase with the same triplet
     gkey = g_img * (O * O * R) + g_code
     gsort = np.argsort(gkey, kind="stable")
+    gkey_sorted = gkey[gsort]
     ckey = cand.image * (O * O * R) + code
-    lo = np.searchsorted(gkey[gsort], ckey, "left")
-    hi = np.searchsorted(gkey[gsort], ckey, "right")
+    lo = np.searchsorted(gkey_sorted, ckey, "left")
+    hi = np.searchsorted(gkey_sorted, ckey, "right")
     cnt = hi - lo
     pc = np.repeat(np.arange(n), cnt)
     ph = gsort[np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(len(pc))]
@@ -163,7 +165,7 @@ def _phrase_scores(gt: HOIGroundTruth, cand: HOICandidates, union: np.ndarray, c
     target = np.full(n, -1, np.int64)
     target[pc[first]] = ph[first]
     # sorted order per image (stable, score descending); rank k reads list position k's target
-    sorted_idx = np.lexsort((np.arange(n), -cand.scores.astype(np.float64), cand.image))
+    sorted_idx = np.lexsort((-cand.scores.astype(np.float64), cand.image))  # lexsort is stable
     has_boxes = np.diff(gt.box_offsets) > 0
     has_rels = np.diff(gt.hoi_offsets) > 0
     rec_cls = cls[sorted_idx]
@@ -180,27 +182,52 @@ def _phrase_scores(gt: HOIGroundTruth, cand: HOICandidates, union: np.ndarray, c
 
 def _official_sums(ap, num_gt, num_tp, num_det, phrase: bool):
     total = int(num_gt.sum())
-    wmap = sum([float(ap[k]) * int(num_gt[k]) / total for k in range(len(ap))]) if total else float("nan")
+    # the official sum over classes, term by term (same products, same left-to-right Python sum)
+    wmap = sum((np.asarray(ap, np.float64) * np.asarray(num_gt).astype(np.float64) / total).tolist()) if total \
+        else float("nan")
     with_det = num_det > 0
     gts = int(num_gt[with_det].sum()) if phrase else total
     rec = int(num_tp[with_det].sum()) / gts if gts else float("nan")
     return {"mAP": float(np.mean(ap)) if len(ap) else float("nan"), "wmAP": float(wmap), "max_recall": rec}
 
 
-def evaluate_oi_rlipv2(gt: HOIGroundTruth, raw, num_objects: int, num_rels: int, top_k: int = 100,
-                       nms: bool = True, nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
-                       phr_nms_thresh: float = 0.5) -> dict:
-    """One run of RLIPv2's ``OISGGEvaluator`` at ``top_k``: relation and phrase mAP / wmAP / recall."""
-    cm = np.ones((num_rels, num_objects))
-    sel = CandidateSelector(cm, top_k, "qpic")
+def select_oi_candidates(raw, num_objects: int, num_rels: int, top_k: int) -> HOICandidates:
+    """Top-k (pair, predicate) triplets of every image, in (image, rank) order."""
+    sel = CandidateSelector(np.ones((num_rels, num_objects)), top_k, "qpic")
     for idx, b, lab, rs, s, o, where in raw:
         sel.add(idx, b, lab, rs, s, o, where=where)
-    cand = sel.finish()
+    return sel.finish()
+
+
+def _rank_in_image(image: np.ndarray) -> np.ndarray:
+    if len(image) == 0:
+        return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
+    return np.arange(len(image)) - np.repeat(starts, np.diff(np.r_[starts, len(image)]))
+
+
+def evaluate_oi_rlipv2(gt: HOIGroundTruth, raw, num_objects: int, num_rels: int, top_k: int = 100,
+                       nms: bool = True, nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
+                       phr_nms_thresh: float = 0.5, candidates: HOICandidates | None = None,
+                       phrases: bool = True) -> dict:
+    """One run of RLIPv2's ``OISGGEvaluator`` at ``top_k``: relation and phrase mAP / wmAP / recall.
+
+    ``phrases=False`` skips the phrase metrics (the top-50 run only contributes the relation R@50).
+    ``candidates``: the top-k' selection (k' >= top_k) of ``select_oi_candidates`` to reuse (the top-k
+    of each image is a prefix of its top-k', both being stable descending sorts); ``raw`` is then unused.
+    """
+    cand = candidates if candidates is not None else select_oi_candidates(raw, num_objects, num_rels, top_k)
+    if candidates is not None:
+        cand = cand.take(np.flatnonzero(_rank_in_image(cand.image) < top_k))
     if nms:
         cand = apply_triplet_nms(cand, num_objects, num_rels, nms_thresh, nms_alpha, nms_beta, grouped=True)
+    rel = evaluate_hoi(gt, cand, num_objects, num_rels, protocol="qpic", keep_curves=False)
+    r = _official_sums(rel.ap, rel.num_gt, rel.num_tp, rel.num_det, phrase=False)
+    out = {f"mAP_rel@{top_k}": r["mAP"], f"wmAP_rel@{top_k}": r["wmAP"], f"R_rel@{top_k}": r["max_recall"]}
+    if not phrases:
+        return out
     union = np.concatenate([np.minimum(cand.sub_boxes[:, :2], cand.obj_boxes[:, :2]),
                             np.maximum(cand.sub_boxes[:, 2:], cand.obj_boxes[:, 2:])], 1)
-    rel = evaluate_hoi(gt, cand, num_objects, num_rels, protocol="qpic", keep_curves=False)
     phr_cand, phr_union = cand, union
     if nms:
         keep = _phrase_nms(cand, union, num_objects, num_rels, phr_nms_thresh)
@@ -208,21 +235,11 @@ def evaluate_oi_rlipv2(gt: HOIGroundTruth, raw, num_objects: int, num_rels: int,
     class_codes = (rel.classes[:, 0] * num_objects + rel.classes[:, 1]) * num_rels + rel.classes[:, 2]
     cls, sc, tp = _phrase_scores(gt, phr_cand, phr_union, class_codes, num_objects, num_rels)
     K = len(class_codes)
-    ap_phr = np.zeros(K)
-    ntp_phr = np.zeros(K, np.int64)
     ndet_phr = np.bincount(cls, minlength=K) if len(cls) else np.zeros(K, np.int64)
-    order = np.argsort(cls, kind="stable")
-    bounds = np.searchsorted(cls[order], np.arange(K + 1))
-    for k in range(K):
-        seg = order[bounds[k] : bounds[k + 1]]
-        if len(seg):
-            rec, prec = tp_fp_curve(sc[seg], tp[seg], int(rel.num_gt[k]))
-            ap_phr[k] = eleven_point_ap(rec, prec, NUMPY_ARANGE_THRESHOLDS)
-            ntp_phr[k] = int(tp[seg].sum())
-    r = _official_sums(rel.ap, rel.num_gt, rel.num_tp, rel.num_det, phrase=False)
+    ntp_phr = np.bincount(cls, weights=tp, minlength=K).astype(np.int64) if len(cls) else np.zeros(K, np.int64)
+    ap_phr, _, _ = per_class_eleven_point_ap(cls, sc, tp, rel.num_gt, NUMPY_ARANGE_THRESHOLDS)
     p = _official_sums(ap_phr, rel.num_gt, ntp_phr, ndet_phr, phrase=True)
-    return {f"mAP_rel@{top_k}": r["mAP"], f"wmAP_rel@{top_k}": r["wmAP"], f"R_rel@{top_k}": r["max_recall"],
-            f"mAP_phr@{top_k}": p["mAP"], f"wmAP_phr@{top_k}": p["wmAP"], f"R_phr@{top_k}": p["max_recall"],
+    return {**out, f"mAP_phr@{top_k}": p["mAP"], f"wmAP_phr@{top_k}": p["wmAP"], f"R_phr@{top_k}": p["max_recall"],
             "num_classes": float(K),
             "_per_class": {"names": [f"{s_} {o_} {r_}" for s_, o_, r_ in rel.classes.tolist()],
                            "num_gt": rel.num_gt, "ap_rel": rel.ap, "ap_phr": ap_phr}}
@@ -315,8 +332,9 @@ def evaluate_oi_gcl(gt: HOIGroundTruth, raw, num_rels: int, top_k: int = 100, pr
 def evaluate_oi(gt, raw, num_objects, num_rels, protocol="rlipv2", nms=True) -> dict:
     """Both protocols behind one call; returns {"oi": {...floats}}."""
     if protocol == "rlipv2":
-        r100 = evaluate_oi_rlipv2(gt, raw, num_objects, num_rels, 100, nms)
-        r50 = evaluate_oi_rlipv2(gt, raw, num_objects, num_rels, 50, nms)
+        top100 = select_oi_candidates(raw, num_objects, num_rels, 100)  # the top-50 run reads its prefix
+        r100 = evaluate_oi_rlipv2(gt, raw, num_objects, num_rels, 100, nms, candidates=top100)
+        r50 = evaluate_oi_rlipv2(gt, raw, num_objects, num_rels, 50, nms, candidates=top100, phrases=False)
         res = {"R@50": r50["R_rel@50"], "wmAP_rel": r100["wmAP_rel@100"], "wmAP_phr": r100["wmAP_phr@100"],
                "mAP_rel": r100["mAP_rel@100"], "mAP_phr": r100["mAP_phr@100"], "R@100": r100["R_rel@100"],
                "R_phr@100": r100["R_phr@100"], "num_classes": r100["num_classes"]}
