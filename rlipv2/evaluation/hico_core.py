@@ -28,12 +28,15 @@ candidate-GT join is a sorted-key search, and each class is one sort + cumsum.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .ap import MATLAB_COLON_THRESHOLDS, NUMPY_ARANGE_THRESHOLDS, per_class_eleven_point_ap
 from .boxes import check_boxes, iou_qpic, iou_voc
+from .plots import plot_per_class, write_per_class_csv
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,9 @@ __all__ = [
     "apply_triplet_nms",
     "evaluate_hoi",
     "HOIResult",
+    "score_hico",
+    "result_rows",
+    "write_reports",
 ]
 
 PROTOCOLS = ("qpic", "matlab")
@@ -656,3 +662,98 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
         f"num_classes_{split_names[1]}": float((split == 0).sum()),
     }
     return HOIResult(protocol, classes, num_gt, ap, max_rec, num_det, num_tp, split, curves, summary)
+
+
+# ------------------------------------------------------------------------------ scoring and reports
+
+
+def _class_pairs(correct_mat: np.ndarray) -> np.ndarray:
+    """Valid (verb, object) pairs of correct_mat in (object, verb) order: the matlab class list."""
+    v, o = np.nonzero(np.asarray(correct_mat) != 0)
+    order = np.lexsort((v, o))
+    return np.stack([v[order], o[order]], 1)
+
+
+def score_hico(gt: HOIGroundTruth, cand: HOICandidates, correct_mat: np.ndarray, *, protocol: str = "qpic",
+               train_counts: Counter | None = None, rare_pairs=None, nonrare_pairs=None, zero_shot=None,
+               nms: bool = False, nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
+               known_object: bool = False, pred_box_offset: float | None = None) -> HOIResult:
+    """Score candidates (already cut to the top-k) under ``protocol`` and return the per-class result.
+
+    The rare split comes from ``train_counts`` (training hoi count per (subject, object, verb) triplet:
+    rare < 10; the matlab protocol sums over subjects per (object, verb) class and counts classes absent
+    from training as rare) or from explicit (verb, object) ``rare_pairs`` / ``nonrare_pairs``.
+    ``zero_shot`` = (unseen pairs, seen pairs or None) replaces it by Unseen / Seen.
+    """
+    correct_mat = np.asarray(correct_mat)
+    nv, no = correct_mat.shape
+    if nms:
+        cand = apply_triplet_nms(cand, no, nv, nms_thresh, nms_alpha, nms_beta)
+    kw = dict(num_objects=no, num_verbs=nv, protocol=protocol, known_object=known_object,
+              pred_box_offset=pred_box_offset)
+    if protocol == "matlab":
+        kw["class_pairs"] = _class_pairs(correct_mat)
+    if zero_shot is not None:
+        unseen, seen = zero_shot
+        if seen is None:
+            us = {tuple(p) for p in unseen}
+            seen = [tuple(p) for p in _class_pairs(correct_mat).tolist() if tuple(p) not in us]
+        return evaluate_hoi(gt, cand, rare_pairs=unseen, nonrare_pairs=seen, split_names=("unseen", "seen"), **kw)
+    rare_t = non_t = None
+    if train_counts is not None:
+        if protocol == "qpic":
+            rare_t = [t for t, c in train_counts.items() if c < 10]
+            non_t = [t for t, c in train_counts.items() if c >= 10]
+        else:
+            pair_counts = Counter()
+            for (_, o, v), c in train_counts.items():
+                pair_counts[(v, o)] += c
+            cls = [tuple(p) for p in _class_pairs(correct_mat).tolist()]
+            rare_pairs = [p for p in cls if pair_counts[p] < 10]
+            nonrare_pairs = [p for p in cls if pair_counts[p] >= 10]
+    return evaluate_hoi(gt, cand, rare_triplets=rare_t, nonrare_triplets=non_t, rare_pairs=rare_pairs,
+                        nonrare_pairs=nonrare_pairs, **kw)
+
+
+def result_rows(result: HOIResult, object_names=None, verb_names=None, train_counts=None, split_names=None):
+    """Per-class rows for the CSV: class, names, GT count, training count, AP, max recall, split."""
+    split_names = split_names or ("rare", "non_rare")
+    rows, names, counts = [], [], []
+    pair_counts = Counter()
+    if train_counts:
+        for (_, o, v), c in train_counts.items():
+            pair_counts[(v, o)] += c
+    for k, (s, o, v) in enumerate(result.classes.tolist()):
+        oname = object_names[o] if object_names is not None else str(o)
+        vname = verb_names[v] if verb_names is not None else str(v)
+        sname = (object_names[s] if object_names is not None else str(s)) if s >= 0 else "*"
+        if train_counts is None:
+            n_train = -1
+        elif s >= 0:
+            n_train = int(train_counts.get((s, o, v), 0))
+        else:
+            n_train = int(pair_counts.get((v, o), 0))
+        split = {1: split_names[0], 0: split_names[1]}.get(int(result.split[k]), "")
+        name = f"{sname} {vname} {oname}"
+        names.append(name)
+        counts.append(n_train)
+        rows.append({"class": name, "subject": s, "object": o, "verb": v, "num_gt": int(result.num_gt[k]),
+                     "num_train": n_train, "num_det": int(result.num_det[k]), "ap": float(result.ap[k]),
+                     "max_recall": float(result.max_recall[k]), "split": split})
+    return rows, names, (np.asarray(counts) if train_counts is not None else None)
+
+
+CSV_COLUMNS = ["class", "subject", "object", "verb", "num_gt", "num_train", "num_det", "ap", "max_recall", "split"]
+
+
+def write_reports(output_dir, result: HOIResult, object_names=None, verb_names=None, train_counts=None,
+                  prefix="hico", split_names=None) -> None:
+    """Per-class CSV and PNG (AP vs training instances, best / worst PR curves) in ``output_dir``."""
+    rows, names, counts = result_rows(result, object_names, verb_names, train_counts, split_names)
+    out = Path(output_dir)
+    write_per_class_csv(out / f"{prefix}_per_class_ap.csv", rows, CSV_COLUMNS)
+    try:
+        plot_per_class(out / f"{prefix}_per_class_ap.png", names, result.ap, counts, result.curves,
+                       title=f"{result.protocol} protocol")
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        logger.warning("matplotlib missing: no per-class plot")

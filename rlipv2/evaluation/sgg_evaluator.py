@@ -16,7 +16,7 @@ from detectron2.evaluation import DatasetEvaluator
 
 from .hico_core import HOIGroundTruth, topk_stable
 from .hico_io import write_json_atomic, write_npz_atomic
-from .oi import evaluate_oi, write_oi_reports
+from .oi_core import evaluate_oi, write_oi_reports
 from .plots import plot_per_class, write_per_class_csv
 from .vg import VGRecallAccumulator
 

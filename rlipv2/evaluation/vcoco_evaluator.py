@@ -24,7 +24,7 @@ import numpy as np
 from detectron2.evaluation import DatasetEvaluator
 
 from .hico_io import METADATA_DIR, write_json_atomic, write_npz_atomic
-from .vcoco import VCOCODetections, evaluate_vcoco, load_vcoco_gt, write_vcoco_reports
+from .vcoco_core import VCOCODetections, evaluate_vcoco, load_vcoco_gt, write_vcoco_reports
 
 logger = logging.getLogger(__name__)
 
