@@ -13,7 +13,7 @@ import sys
 import time
 from collections import OrderedDict
 
-from ..utils.cli import unit_interval
+from ..utils.cli import input_from, unit_interval
 from .hico_io import write_json_atomic
 from .vcoco_core import (  # noqa: F401  (re-exported: the scoring API of this module's users)
     VCOCODetections,
@@ -50,17 +50,23 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     c0 = time.process_time()
-    gt = load_vcoco_gt(args.vcoco_test, args.coco, args.ids)
-    det = load_detections(args.det, gt, args.allow_pickle)
+    with input_from("--vcoco-test / --coco / --ids", "vcoco_test.json (s-gupta/v-coco), instances_vcoco_all_2014.json "
+                    "(COCO instances), vcoco_test.ids (one image id per line)"):
+        gt = load_vcoco_gt(args.vcoco_test, args.coco, args.ids)
+    with input_from("--det", "vsrl_eval detections (.json list of dicts, .pkl with --allow-pickle) or the .npz arrays "
+                    "image_ids, person_boxes, agent_scores, role_boxes"):
+        det = load_detections(args.det, gt, args.allow_pickle)
     res = evaluate_vcoco(gt, det, args.ovr_thresh)
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0
     out = OrderedDict(protocol="vsrl_eval", num_images=len(gt.image_ids), num_detections=len(det.image_ids),
-                      seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3), **res)
+                      seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3),
+                      unit="fraction (0-1); the printed numbers are percent", **res)
     s = res["vcoco"]
-    print(f"V-COCO [vsrl_eval protocol] agent mAP {100 * s['agent_mAP']:.2f}  role mAP S1 {100 * s['role_mAP_s1']:.2f} "
-          f"(25 pairs) / {100 * s['role_mAP_s1_24']:.2f} (24)  S2 {100 * s['role_mAP_s2']:.2f} (25) / "
-          f"{100 * s['role_mAP_s2_24']:.2f} (24)  ({elapsed:.2f} s)")
+    print(f"V-COCO [vsrl_eval protocol] agent mAP {100 * s['agent_mAP']:.2f}%  role mAP S1 "
+          f"{100 * s['role_mAP_s1']:.2f}% (25 pairs) / {100 * s['role_mAP_s1_24']:.2f}% (24)  S2 "
+          f"{100 * s['role_mAP_s2']:.2f}% (25) / "
+          f"{100 * s['role_mAP_s2_24']:.2f}% (24)  ({elapsed:.2f} s)")
     for n in res["notes"]:
         print("note:", n)
     if args.json_out:

@@ -87,7 +87,8 @@ def test_auto_backend_stays_numpy_without_torch():
     import sys
 
     code = ("import sys, numpy as np; from rlipv2.evaluation.nms import batched_triplet_nms; "
-            "b = np.array([[0, 0, 10, 10.]] * 3); k = batched_triplet_nms(b, b, np.array([.9, .8, .7]), np.zeros(3, int)); "
+            "b = np.array([[0, 0, 10, 10.]] * 3); "
+            "k = batched_triplet_nms(b, b, np.array([.9, .8, .7]), np.zeros(3, int)); "
             "assert k.tolist() == [True, False, False]; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -39,10 +39,9 @@ def _gt_json(path, n_img=30, seed=0):
 @pytest.fixture
 def hico_dataset(tmp_path):
     from detectron2.data import DatasetCatalog, MetadataCatalog
+    from PIL import Image
 
     from rlipv2.data.datasets.hico import register_hico_format
-
-    from PIL import Image
 
     gt_path = tmp_path / "test_hico.json"
     gt = _gt_json(gt_path)
@@ -217,4 +216,5 @@ def test_object_ids_inline_list_or_file_and_errors_name_the_flag(tmp_path):
     assert "--correct-mat: required" in msg
     (tmp_path / "bad.json").write_text("[{\"file_name\": 3}]")
     msg = cli_error(base[:0] + ["--gt", str(tmp_path / "bad.json")] + base[2:])
-    assert msg.startswith("python -m rlipv2.evaluation.hico: error:") and "--gt" in msg and "expected: test_hico.json" in msg
+    assert msg.startswith("python -m rlipv2.evaluation.hico: error:") and "--gt" in msg
+    assert "expected: test_hico.json" in msg
