@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rlipv2"
 ALLOWED_CIRCLES: list[set] = []
 
 EVAL = "rlipv2.evaluation."
-CORES = {EVAL + m for m in ("hico_core", "hico_io", "oi_core", "vcoco_core", "vg", "ap", "boxes", "nms", "plots")}
+CORES = {EVAL + m for m in ("hico_core", "hico_io", "oi_core", "vcoco_core", "vg", "ap", "boxes", "nms", "plots",
+                                   "units")}
 EVALUATORS = {EVAL + m for m in ("hico_evaluator", "vcoco_evaluator", "sgg_evaluator")}
 CLIS = {EVAL + m for m in ("hico", "oi", "vcoco")}
 
