@@ -91,6 +91,21 @@ def tp_fp_curve(scores: np.ndarray, tp: np.ndarray, num_gt: int, stable: bool = 
     return rec, prec
 
 
+def _class_desc_score_order(cls: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Stable order by class, then descending score (``np.lexsort((-scores, cls))``).
+
+    For finite float32 scores and class ids below 2**30, one stable sort of an int64 key does it: the
+    float bits mapped to an order-preserving integer (``-0.0`` counted as ``0.0``), negated, below the class.
+    """
+    if scores.dtype == np.float32 and len(cls) and 0 <= cls.min() and cls.max() < (1 << 30) and \
+            np.isfinite(scores).all():
+        bits = (scores + np.float32(0.0)).view(np.int32).astype(np.int64)  # + 0.0: -0.0 -> 0.0
+        ordered = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # monotonic in the float value
+        key = (cls << 33) | ((1 << 31) - ordered)  # descending score inside a class; fits in 33 bits
+        return np.argsort(key, kind="stable")
+    return np.lexsort((-scores, cls))
+
+
 def per_class_eleven_point_ap(cls: np.ndarray, scores: np.ndarray, tp: np.ndarray, num_gt: np.ndarray,
                               thresholds: np.ndarray = NUMPY_ARANGE_THRESHOLDS, stable: bool = False,
                               keep_curves: bool = False):
@@ -121,51 +136,52 @@ def per_class_eleven_point_ap(cls: np.ndarray, scores: np.ndarray, tp: np.ndarra
         return ap, max_rec, curves
     scores = np.asarray(scores)
     tp = np.asarray(tp, np.int64)
-    order = np.argsort(cls, kind="stable")  # per class, in append order
-    c_app = cls[order]
-    lo = np.searchsorted(c_app, np.arange(K), "left")
-    hi = np.searchsorted(c_app, np.arange(K), "right")
-    neg = -scores[order]
-    by_score = np.lexsort((neg, c_app))  # stable: equal scores keep the append order
-    perm = order[by_score]
-    s_sorted = neg[by_score]
+    neg = -scores
+    perm = _class_desc_score_order(cls, scores)  # stable: equal scores keep the append order
+    c_sorted = cls[perm]
+    s_sorted = neg[perm]
+    lo = np.searchsorted(c_sorted, np.arange(K), "left")
+    hi = np.searchsorted(c_sorted, np.arange(K), "right")
     fallback = np.zeros(K, bool)
     has_det = hi > lo
     fallback |= has_det & (num_gt <= 0)
     if not stable:
-        tie = (c_app[by_score][1:] == c_app[by_score][:-1]) & (s_sorted[1:] == s_sorted[:-1])
+        tie = (c_sorted[1:] == c_sorted[:-1]) & (s_sorted[1:] == s_sorted[:-1])
         if tie.any():
-            fallback[np.unique(c_app[by_score][1:][tie])] = True
+            fallback[np.unique(c_sorted[1:][tie])] = True
     t_sorted = tp[perm]
     ctp_all = np.cumsum(t_sorted)
     cfp_all = np.cumsum(1 - t_sorted)
-    base = np.repeat(np.r_[0, ctp_all][lo], hi - lo)
-    base_fp = np.repeat(np.r_[0, cfp_all][lo], hi - lo)
-    ctp = ctp_all - base
-    cfp = cfp_all - base_fp
-    gt_rep = np.repeat(num_gt, hi - lo)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rec = ctp / gt_rep
-        prec = ctp / (cfp + ctp)
+    base_tp = np.r_[0, ctp_all][lo]  # per class: counts before its segment
+    base_fp = np.r_[0, cfp_all][lo]
     good = has_det & ~fallback
     gk = np.flatnonzero(good)
+    # Only true positives matter: recall rises only there, and precision peaks there (it falls at every
+    # false positive), so max(prec[rec >= t]) over a class = max over its true positives with rec >= t
+    # (0 when there is none, as the per-class loop gives: every precision is then 0 or absent).
+    P = np.flatnonzero(t_sorted == 1)
+    c_tp = c_sorted[P]
+    ctp_p = ctp_all[P] - base_tp[c_tp]
+    cfp_p = cfp_all[P] - base_fp[c_tp]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec_p = ctp_p / num_gt[c_tp]
+        prec_p = ctp_p / (cfp_p + ctp_p)
     if len(gk):
-        prec_ext = np.r_[prec, 0.0]
-        seg_lo, seg_hi = lo[gk], hi[gk]
+        plo = np.searchsorted(c_tp, gk, "left")
+        phi = np.searchsorted(c_tp, gk, "right")
+        prec_ext = np.r_[prec_p, 0.0]
         acc = np.zeros(len(gk))
         for t in thresholds:
-            # rec is non-decreasing in a class: {rec >= t} is a suffix starting after the entries below t
-            below = np.add.reduceat(np.r_[(rec < t).astype(np.int64), 0], np.stack([seg_lo, seg_hi], 1).ravel())[::2]
-            below = np.where(seg_hi > seg_lo, below, 0)
-            start = seg_lo + below
-            idx = np.stack([np.minimum(start, n), seg_hi], 1).ravel()
-            m = np.maximum.reduceat(prec_ext, idx)[::2]
-            acc = acc + np.where(start < seg_hi, m, 0.0) / 11.0
+            below_cum = np.r_[0, np.cumsum(rec_p < t)]
+            start = plo + (below_cum[phi] - below_cum[plo])  # rec is non-decreasing inside a class
+            m = np.maximum.reduceat(prec_ext, np.stack([np.minimum(start, len(P)), phi], 1).ravel())[::2] \
+                if len(P) else np.zeros(len(gk))
+            acc = acc + np.where(start < phi, m, 0.0) / 11.0
         ap[gk] = acc
-        max_rec[gk] = rec[seg_hi - 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            max_rec[gk] = (ctp_all[hi[gk] - 1] - base_tp[gk]) / num_gt[gk]
     for k in np.flatnonzero(fallback).tolist():
-        a, b = lo[k], hi[k]
-        seg = order[a:b]
+        seg = np.sort(perm[lo[k] : hi[k]])  # the class's detections in append order
         r, p = tp_fp_curve(scores[seg], tp[seg], int(num_gt[k]), stable=stable)
         ap[k] = eleven_point_ap(r, p, thresholds)
         max_rec[k] = np.amax(r) if num_gt[k] > 0 else 0.0
@@ -173,5 +189,8 @@ def per_class_eleven_point_ap(cls: np.ndarray, scores: np.ndarray, tp: np.ndarra
             curves[k] = (r, p)
     if keep_curves:
         for k in gk.tolist():
-            curves[k] = (rec[lo[k] : hi[k]], prec[lo[k] : hi[k]])
+            ctp = ctp_all[lo[k] : hi[k]] - base_tp[k]
+            cfp = cfp_all[lo[k] : hi[k]] - base_fp[k]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                curves[k] = (ctp / num_gt[k], ctp / (cfp + ctp))
     return ap, max_rec, curves

@@ -207,7 +207,7 @@ def main(argv=None) -> dict:
     result = score_hico(gt, cand, cm, protocol=protocol, train_counts=counts, rare_pairs=rare_pairs,
                         nonrare_pairs=nonrare_pairs, zero_shot=zero_shot, nms=st["nms"], nms_thresh=st["nms_thresh"],
                         nms_alpha=st["nms_alpha"], nms_beta=st["nms_beta"], known_object=st["known_object"],
-                        pred_box_offset=args.pred_box_offset)
+                        pred_box_offset=args.pred_box_offset, keep_curves=bool(args.output_dir))
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0
     setting = "known_object" if st["known_object"] else "default"

@@ -436,13 +436,17 @@ def apply_triplet_nms(cand: HOICandidates, num_objects: int, num_verbs: int, thr
     # the official list order after NMS: per image, groups in order of first appearance, each in descending
     # score (equal scores: later first); matching then re-sorts it stably by score, so ties keep it
     image, code_k, scores = cand.image[kept], code[kept], cand.scores[kept]
+    tie = (image[1:] == image[:-1]) & (scores[1:] == scores[:-1])
+    if grouped and score_sorted and not tie.any():
+        # no equal scores in an image: inside a group the rank order is the visiting order, and groups
+        # follow their first member; first positions grow with the image, so one sort does it
+        return cand.take(kept[np.argsort(_first_of_group(image_group_ids(image, code_k)), kind="stable")])
     if grouped or not score_sorted:
         g = _grouped_order(image, code_k, scores)
         if not grouped:
             g = g[np.lexsort((np.arange(len(g)), -scores[g].astype(np.float64), image[g]))]
         return cand.take(kept[g])
     # rank order is already by descending score: only images with equal scores need the grouped tie order
-    tie = (image[1:] == image[:-1]) & (scores[1:] == scores[:-1])
     if tie.any():
         sub = np.flatnonzero(np.isin(image, np.unique(image[1:][tie])))
         g = _grouped_order(image[sub], code_k[sub], scores[sub])
@@ -452,18 +456,23 @@ def apply_triplet_nms(cand: HOICandidates, num_objects: int, num_verbs: int, thr
     return cand.take(kept)
 
 
-def _grouped_order(image: np.ndarray, code: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    if len(code) == 0:
-        return np.zeros(0, np.int64)
-    pos = np.arange(len(code))
-    combo = image_group_ids(image, code)
-    # first position of each (image, code) group: candidates are in (image, rank) order
+def _first_of_group(combo: np.ndarray) -> np.ndarray:
+    """For each entry, the position of the first entry with the same id."""
     o = np.argsort(combo, kind="stable")
     sc = combo[o]
     head = np.r_[True, sc[1:] != sc[:-1]]
     first_of_sorted = np.maximum.accumulate(np.where(head, np.arange(len(o)), 0))
     first = np.empty(len(o), np.int64)
     first[o] = o[first_of_sorted]
+    return first
+
+
+def _grouped_order(image: np.ndarray, code: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    if len(code) == 0:
+        return np.zeros(0, np.int64)
+    pos = np.arange(len(code))
+    # first position of each (image, code) group: candidates are in (image, rank) order
+    first = _first_of_group(image_group_ids(image, code))
     return np.lexsort((-pos, -scores.astype(np.float64), first, image))
 
 
@@ -677,7 +686,8 @@ def _class_pairs(correct_mat: np.ndarray) -> np.ndarray:
 def score_hico(gt: HOIGroundTruth, cand: HOICandidates, correct_mat: np.ndarray, *, protocol: str = "qpic",
                train_counts: Counter | None = None, rare_pairs=None, nonrare_pairs=None, zero_shot=None,
                nms: bool = False, nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
-               known_object: bool = False, pred_box_offset: float | None = None) -> HOIResult:
+               known_object: bool = False, pred_box_offset: float | None = None,
+               keep_curves: bool = True) -> HOIResult:
     """Score candidates (already cut to the top-k) under ``protocol`` and return the per-class result.
 
     The rare split comes from ``train_counts`` (training hoi count per (subject, object, verb) triplet:
@@ -690,7 +700,7 @@ def score_hico(gt: HOIGroundTruth, cand: HOICandidates, correct_mat: np.ndarray,
     if nms:
         cand = apply_triplet_nms(cand, no, nv, nms_thresh, nms_alpha, nms_beta)
     kw = dict(num_objects=no, num_verbs=nv, protocol=protocol, known_object=known_object,
-              pred_box_offset=pred_box_offset)
+              pred_box_offset=pred_box_offset, keep_curves=keep_curves)
     if protocol == "matlab":
         kw["class_pairs"] = _class_pairs(correct_mat)
     if zero_shot is not None:

@@ -72,9 +72,22 @@ def _iou_plus1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return inter / (area_a + area_b - inter)
 
 
-def _pair_overlap(sub, obj, i, j, alpha: float, beta: float) -> np.ndarray:
+def _iou_cols(a, b, i, j) -> np.ndarray:
+    """IoU of boxes i and j given as coordinate columns (4 contiguous arrays): cheaper gathers than rows."""
+    ax1, ay1, ax2, ay2 = (c[i] for c in a)
+    bx1, by1, bx2, by2 = (c[j] for c in b)
+    area_a = (ax2 - ax1 + 1) * (ay2 - ay1 + 1)
+    area_b = (bx2 - bx1 + 1) * (by2 - by1 + 1)
+    w = np.maximum(0.0, np.minimum(ax2, bx2) - np.maximum(ax1, bx1) + 1)
+    h = np.maximum(0.0, np.minimum(ay2, by2) - np.maximum(ay1, by1) + 1)
+    inter = w * h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter / (area_a + area_b - inter)
+
+
+def _pair_overlap(sub_cols, obj_cols, i, j, alpha: float, beta: float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        return _iou_plus1(sub[i], sub[j]) ** alpha * _iou_plus1(obj[i], obj[j]) ** beta
+        return _iou_cols(sub_cols, sub_cols, i, j) ** alpha * _iou_cols(obj_cols, obj_cols, i, j) ** beta
 
 
 def _resolve_pairs(order, seg_start, seg_len, sub, obj, thresh, alpha, beta, removed) -> None:
@@ -90,7 +103,7 @@ def _resolve_pairs(order, seg_start, seg_len, sub, obj, thresh, alpha, beta, rem
     src = np.repeat(pos, partners)
     step = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners)
     dst = src + 1 + step
-    ovr = _pair_overlap(sub, obj, order[src], order[dst], alpha, beta)
+    ovr = _pair_overlap(sub, obj, src, dst, alpha, beta)  # columns already in visiting order
     sup = ~(ovr <= thresh)
     src, dst = src[sup], dst[sup]
     if len(src) == 0:
@@ -151,13 +164,16 @@ def triplet_nms_numpy(sub_boxes, obj_boxes, scores, groups, thresh: float = 0.7,
     small = multi & (lens <= _PAIR_SEGMENT_MAX)
     s_start, s_len = starts[small], lens[small]
     if len(s_start):
+        # coordinate columns in visiting order: the pair passes gather from contiguous 1-D arrays
+        sub_cols = tuple(np.ascontiguousarray(sub[order, k]) for k in range(4))
+        obj_cols = tuple(np.ascontiguousarray(obj[order, k]) for k in range(4))
         pairs = s_len * (s_len - 1) // 2
         cum = np.cumsum(pairs)
         a = 0
         while a < len(s_start):  # passes of at most _PAIRS_PER_PASS pairs (at least one segment each)
             base = cum[a] - pairs[a]
             b = max(a + 1, int(np.searchsorted(cum, base + _PAIRS_PER_PASS, "right")))
-            _resolve_pairs(order, s_start[a:b], s_len[a:b], sub, obj, thresh, alpha, beta, removed)
+            _resolve_pairs(order, s_start[a:b], s_len[a:b], sub_cols, obj_cols, thresh, alpha, beta, removed)
             a = b
     for st, ln in zip(starts[lens > _PAIR_SEGMENT_MAX].tolist(), lens[lens > _PAIR_SEGMENT_MAX].tolist()):
         _resolve_block(order, st, ln, sub, obj, thresh, alpha, beta, removed)

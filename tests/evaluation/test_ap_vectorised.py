@@ -45,3 +45,18 @@ def test_matches_per_class_loop(seed, stable, ties):
 def test_empty():
     ap, mr, curves = per_class_eleven_point_ap(np.zeros(0, int), np.zeros(0), np.zeros(0, int), np.array([2, 0]))
     assert ap.tolist() == [0, 0] and curves is None
+
+
+def test_one_key_sort_equals_lexsort():
+    from rlipv2.evaluation.ap import _class_desc_score_order
+
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, 1e-38, -1e-38, 0.5, -0.5, 1.0, 3.4e38, -3.4e38, 1e-45], np.float32)
+    for trial in range(60):
+        n = int(rng.integers(1, 2000))
+        cls = rng.integers(0, 50, n)
+        sc = rng.choice(special, n) if trial % 2 else rng.standard_normal(n).astype(np.float32)
+        np.testing.assert_array_equal(_class_desc_score_order(cls, sc), np.lexsort((-sc, cls)))
+    sc64 = rng.random(100)  # float64: the lexsort path
+    cls = rng.integers(0, 5, 100)
+    np.testing.assert_array_equal(_class_desc_score_order(cls, sc64), np.lexsort((-sc64, cls)))
