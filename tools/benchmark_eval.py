@@ -377,7 +377,7 @@ def bench_vcoco(workdir: Path, n_images: int, subsets, repeats: int, official_re
                 times[n].append(o["seconds"])
                 rss.append(o["peak_rss_mib"])
                 same.append(o["identical_to_ours"])
-                print(f"   run {r + 1}: official on {n} images {o['seconds']:.1f} s (identical metrics: "
+                print(f"   run {r + 1}: official on {n} images {o['seconds']:.1f} s (metrics equal to ours: "
                       f"{o['identical_to_ours']})", flush=True)
         if r < repeats:
             wall, peak, _ = run_ours("rlipv2.evaluation.vcoco", base)
