@@ -437,10 +437,15 @@ def apply_triplet_nms(cand: HOICandidates, num_objects: int, num_verbs: int, thr
     # score (equal scores: later first); matching then re-sorts it stably by score, so ties keep it
     image, code_k, scores = cand.image[kept], code[kept], cand.scores[kept]
     tie = (image[1:] == image[:-1]) & (scores[1:] == scores[:-1])
-    if grouped and score_sorted and not tie.any():
-        # no equal scores in an image: inside a group the rank order is the visiting order, and groups
+    if grouped and score_sorted:
+        # without equal scores in an image, the rank order inside a group is its visiting order and groups
         # follow their first member; first positions grow with the image, so one sort does it
-        return cand.take(kept[np.argsort(_first_of_group(image_group_ids(image, code_k)), kind="stable")])
+        g = np.argsort(_first_of_group(image_group_ids(image, code_k)), kind="stable")
+        if tie.any():  # images with equal scores: the full rule, spliced into their (unchanged) blocks
+            sub = np.flatnonzero(np.isin(image, np.unique(image[1:][tie])))
+            slots = np.flatnonzero(np.isin(image[g], np.unique(image[1:][tie])))
+            g[slots] = sub[_grouped_order(image[sub], code_k[sub], scores[sub])]
+        return cand.take(kept[g])
     if grouped or not score_sorted:
         g = _grouped_order(image, code_k, scores)
         if not grouped:
@@ -498,9 +503,18 @@ class HOIResult:
     summary: dict
 
 
-def _segments(sorted_keys: np.ndarray, keys: np.ndarray):
-    lo = np.searchsorted(sorted_keys, keys, "left")
-    hi = np.searchsorted(sorted_keys, keys, "right")
+def key_segments(sorted_keys: np.ndarray, keys: np.ndarray):
+    """[lo, hi) of each key in ``sorted_keys`` (empty where absent), with one search of the distinct keys."""
+    if len(sorted_keys) == 0:
+        z = np.zeros(len(keys), np.int64)
+        return z, z
+    head = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    uniq = sorted_keys[head]
+    end = np.r_[head[1:], len(sorted_keys)]
+    pos = np.minimum(np.searchsorted(uniq, keys), len(uniq) - 1)
+    found = uniq[pos] == keys
+    lo = np.where(found, head[pos], 0)
+    hi = np.where(found, end[pos], 0)
     return lo, hi
 
 
@@ -584,7 +598,7 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
     gsort = np.argsort(gt_key, kind="stable")  # keeps the hoi order inside a key
     gkeys = gt_key[gsort]
     ckey = (cand.image[rec_idx] * O + cand.obj_labels[rec_idx]) * V + cand.verbs[rec_idx]
-    lo, hi = _segments(gkeys, ckey)
+    lo, hi = key_segments(gkeys, ckey)
     cnt = hi - lo
     pair_c = np.repeat(rec_idx, cnt)
     start = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)

@@ -165,8 +165,8 @@ def triplet_nms_numpy(sub_boxes, obj_boxes, scores, groups, thresh: float = 0.7,
     s_start, s_len = starts[small], lens[small]
     if len(s_start):
         # coordinate columns in visiting order: the pair passes gather from contiguous 1-D arrays
-        sub_cols = tuple(np.ascontiguousarray(sub[order, k]) for k in range(4))
-        obj_cols = tuple(np.ascontiguousarray(obj[order, k]) for k in range(4))
+        sub_cols = tuple(np.ascontiguousarray(sub[order].T))
+        obj_cols = sub_cols if obj_boxes is sub_boxes else tuple(np.ascontiguousarray(obj[order].T))
         pairs = s_len * (s_len - 1) // 2
         cum = np.cumsum(pairs)
         a = 0

@@ -20,6 +20,7 @@ from .hico_core import (
     apply_triplet_nms,
     evaluate_hoi,
     image_group_ids,
+    key_segments,
     triplet_codes,
 )
 from .hico_io import IdMaps, NpzReader, load_json
@@ -123,8 +124,7 @@ def _phrase_scores(gt: HOIGroundTruth, cand: HOICandidates, union: np.ndarray, c
     gsort = np.argsort(gkey, kind="stable")
     gkey_sorted = gkey[gsort]
     ckey = cand.image * (O * O * R) + code
-    lo = np.searchsorted(gkey_sorted, ckey, "left")
-    hi = np.searchsorted(gkey_sorted, ckey, "right")
+    lo, hi = key_segments(gkey_sorted, ckey)
     cnt = hi - lo
     pc = np.repeat(np.arange(n), cnt)
     ph = gsort[np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(len(pc))]

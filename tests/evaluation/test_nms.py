@@ -120,3 +120,35 @@ def test_compiled_op_equals_numpy_bit_for_bit(seed, params):
     b = batched_triplet_nms(sub, obj, scores, groups, *params, backend="cpu")
     np.testing.assert_array_equal(a, b)
     assert 0 < a.sum() < n
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("grouped", [False, True])
+def test_apply_triplet_nms_fast_orders_equal_the_general_rule(seed, grouped):
+    """Candidates in (image, rank) order take shortcuts (one sort by group; tie rules only for the images
+    with equal scores); they must give the general order: per image, groups by first appearance, each by
+    descending score with equal scores later-first (``grouped``), or by descending score with ties in
+    that grouped order (not ``grouped``)."""
+    from rlipv2.evaluation.hico_core import HOICandidates, _grouped_order, apply_triplet_nms, image_group_ids
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for img in range(30):
+        n = int(rng.integers(1, 40))
+        sc = np.sort(np.round(rng.random(n), 1 if img % 3 == 0 else 6))[::-1].astype(np.float32)  # ties
+        xy = rng.uniform(0, 30, (n, 2))
+        b = np.concatenate([xy, xy + rng.uniform(10, 30, (n, 2))], 1).astype(np.float32)
+        z = np.zeros(n, np.int64)
+        parts.append(HOICandidates(np.full(n, img), b, b + rng.normal(0, 2, (n, 4)).astype(np.float32).clip(0),
+                                   z, rng.integers(0, 2, n), rng.integers(0, 2, n), sc, np.arange(n)))
+    cand = HOICandidates.concatenate(parts)
+    cand.obj_boxes[:, 2:] = np.maximum(cand.obj_boxes[:, 2:], cand.obj_boxes[:, :2])
+    out = apply_triplet_nms(cand, 2, 2, grouped=grouped)
+    code = (cand.sub_labels * 2 + cand.obj_labels) * 2 + cand.verbs
+    keep = triplet_nms_numpy(cand.sub_boxes, cand.obj_boxes, cand.scores, image_group_ids(cand.image, code))
+    kept = np.flatnonzero(keep)
+    g = _grouped_order(cand.image[kept], code[kept], cand.scores[kept])
+    if not grouped:
+        g = g[np.lexsort((np.arange(len(g)), -cand.scores[kept][g].astype(np.float64), cand.image[kept][g]))]
+    np.testing.assert_array_equal(out.query, cand.query[kept[g]])
+    np.testing.assert_array_equal(out.image, cand.image[kept[g]])
