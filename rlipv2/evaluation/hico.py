@@ -124,7 +124,7 @@ def resolve_settings(args, meta: dict) -> dict:
     # top-k follows the protocol: the file's value only when the protocol is the file's too
     if args.top_k is not None:
         s["top_k"], src["top_k"] = args.top_k, "flag"
-    elif src["protocol"] == "predictions file" and "top_k" in meta:
+    elif meta.get("protocol") == s["protocol"] and "top_k" in meta:
         s["top_k"], src["top_k"] = int(meta["top_k"]), "predictions file"
     else:
         s["top_k"], src["top_k"] = default_top_k(s["protocol"]), f"{s['protocol']} protocol rule"

@@ -107,9 +107,16 @@ class HICOEvaluator(DatasetEvaluator):
                 raise ValueError(f"{where}: pair indices out of range [0, {len(boxes)})")
             if len(labels) and (labels.min() < 0 or labels.max() >= self.num_objects):
                 raise ValueError(f"{where}: pred_classes out of range [0, {self.num_objects})")
-            scores = rs * self.valid_T[labels[obj]].astype(rs.dtype) if q else rs
+            if self.protocol == "matlab" and q:
+                # the MATLAB protocol scores valid (verb, object) pairs only: keep the top ones of those
+                # (all of them without a cap), as the CLI selects them
+                scores = np.where(self.valid_T[labels[obj]], rs, np.array(-np.inf, rs.dtype))
+            else:
+                scores = rs * self.valid_T[labels[obj]].astype(rs.dtype) if q else rs
             flat = scores.reshape(1, -1)
             top = topk_stable(flat, self.keep)[0] if flat.size else np.zeros(0, np.int64)
+            if self.protocol == "matlab":
+                top = top[np.isfinite(flat[0, top])]
             qi, vi = np.divmod(top, self.num_verbs)
             self._predictions.append({
                 "file_name": name, "image_id": inp.get("image_id"),
