@@ -218,3 +218,28 @@ def test_object_ids_inline_list_or_file_and_errors_name_the_flag(tmp_path):
     msg = cli_error(base[:0] + ["--gt", str(tmp_path / "bad.json")] + base[2:])
     assert msg.startswith("python -m rlipv2.evaluation.hico: error:") and "--gt" in msg
     assert "expected: test_hico.json" in msg
+
+
+def test_cli_with_nms_never_imports_torch(tmp_path):
+    """The offline CLI runs its triplet NMS with numpy: no torch, no detectron2 in the process."""
+    gt_path = tmp_path / "gt.json"
+    gt = _gt_json(gt_path, n_img=4)
+    from rlipv2.evaluation.hico_io import write_npz_atomic
+
+    def arrays():
+        yield "file_names", np.array([g["file_name"] for g in gt])
+        for i, g in enumerate(gt):
+            b = np.array([a["bbox"] for a in g["annotations"]], np.float32)
+            yield f"boxes_{i}", np.concatenate([b, b + 1])
+            yield f"labels_{i}", np.concatenate([[a["category_id"] for a in g["annotations"]]] * 2)
+            yield f"verb_scores_{i}", np.full((len(b), 117), 0.5, np.float32)
+            yield f"sub_ids_{i}", np.arange(len(b))
+            yield f"obj_ids_{i}", np.arange(len(b), 2 * len(b))
+
+    write_npz_atomic(tmp_path / "p.npz", arrays())
+    code = ("import runpy, sys; sys.argv = ['hico', '--gt', sys.argv[1], '--pred', sys.argv[2], '--correct-mat', "
+            "sys.argv[3], '--nms']; runpy.run_module('rlipv2.evaluation.hico', run_name='__main__'); "
+            "print('HEAVY', sorted(m for m in ('torch', 'detectron2') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code, str(gt_path), str(tmp_path / "p.npz"),
+                        str(METADATA_DIR / "corre_hico.npy")], capture_output=True, text=True, check=True)
+    assert "NMS" in p.stdout and "HEAVY []" in p.stdout, p.stdout + p.stderr
