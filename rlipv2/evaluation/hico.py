@@ -137,6 +137,25 @@ def resolve_settings(args, meta: dict) -> dict:
     return s
 
 
+def _processed_images(gt, pred_path):
+    """The ground truth of the images a training-time predictions file holds (HICOEvaluator scores the
+    images it processed, e.g. a subset of the test set), in the GT file's order."""
+    from .hico_io import NpzReader
+
+    z = NpzReader(pred_path)
+    try:
+        names = [str(n) for n in z["file_names"].tolist()] if "file_names" in z else []
+    finally:
+        z.close()
+    index = {n: i for i, n in enumerate(gt.file_names)}
+    keep = sorted({index[n] for n in names if n in index})
+    if len(keep) == gt.num_images:
+        return gt
+    logger.info("scoring the %d of %d ground-truth images that the predictions file holds", len(keep),
+                gt.num_images)
+    return gt.subset(keep)
+
+
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -184,6 +203,8 @@ def main(argv=None) -> dict:
     box_dtype = np.float32 if protocol == "qpic" else np.float64
     with input_from("--gt", GT_FORMAT):
         gt = gt_from_json(gt_path, ids, box_dtype=box_dtype)
+    if "format_version" in meta:  # a training-time file: scored on the images the run processed, as there
+        gt, src["gt_images"] = _processed_images(gt, args.pred), "the images of the predictions file"
     with input_from("--pred", "a raw per-query .npz or a triplet .json with the GT's ids (docs/evaluation.md)"):
         cand = load_predictions(args.pred, gt, ids, cm, st["top_k"], protocol, args.json_ids)
     # rare / zero-shot split

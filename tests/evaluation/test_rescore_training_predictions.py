@@ -243,3 +243,19 @@ def test_cli_with_nms_never_imports_torch(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, str(gt_path), str(tmp_path / "p.npz"),
                         str(METADATA_DIR / "corre_hico.npy")], capture_output=True, text=True, check=True)
     assert "NMS" in p.stdout and "HEAVY []" in p.stdout, p.stdout + p.stderr
+
+
+def test_rescoring_a_run_on_part_of_the_test_set(hico_dataset, tmp_path):
+    """HICOEvaluator scores the images it processed; the CLI scores the same images of the GT file."""
+    from detectron2.data import DatasetCatalog
+
+    from rlipv2.evaluation import HICOEvaluator
+
+    name, _, _ = hico_dataset
+    dicts = DatasetCatalog.get(name)[5:23]
+    inputs, outputs = _outputs(dicts, seed=4)
+    ev = HICOEvaluator(name, str(tmp_path / "eval"), distributed=False, use_nms=True)
+    ev.process(inputs, outputs)
+    training = ev.evaluate()["hoi"]
+    cli = hico.main(["--pred", str(tmp_path / "eval" / "hico_predictions.npz")])
+    assert cli["num_images"] == len(dicts) and cli["hoi"] == training
