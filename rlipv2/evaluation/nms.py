@@ -90,8 +90,9 @@ def _pair_overlap(sub_cols, obj_cols, i, j, alpha: float, beta: float) -> np.nda
         return _iou_cols(sub_cols, sub_cols, i, j) ** alpha * _iou_cols(obj_cols, obj_cols, i, j) ** beta
 
 
-def _resolve_pairs(order, seg_start, seg_len, sub, obj, thresh, alpha, beta, removed) -> None:
-    """All-pairs path for segments (of ``order``) given by start / length arrays; marks ``removed``."""
+def _resolve_pairs(seg_start, seg_len, sub_cols, obj_cols, thresh, alpha, beta, removed) -> None:
+    """All-pairs path for segments (positions in visiting order) given by start / length arrays; marks
+    ``removed``. ``sub_cols`` / ``obj_cols``: the 4 coordinate columns of the boxes in visiting order."""
     m = seg_len
     # every position p of a segment pairs with the later positions of its segment
     pos = np.repeat(seg_start, m) + (np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m))
@@ -103,7 +104,7 @@ def _resolve_pairs(order, seg_start, seg_len, sub, obj, thresh, alpha, beta, rem
     src = np.repeat(pos, partners)
     step = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners)
     dst = src + 1 + step
-    ovr = _pair_overlap(sub, obj, src, dst, alpha, beta)  # columns already in visiting order
+    ovr = _pair_overlap(sub_cols, obj_cols, src, dst, alpha, beta)
     sup = ~(ovr <= thresh)
     src, dst = src[sup], dst[sup]
     if len(src) == 0:
@@ -173,7 +174,7 @@ def triplet_nms_numpy(sub_boxes, obj_boxes, scores, groups, thresh: float = 0.7,
         while a < len(s_start):  # passes of at most _PAIRS_PER_PASS pairs (at least one segment each)
             base = cum[a] - pairs[a]
             b = max(a + 1, int(np.searchsorted(cum, base + _PAIRS_PER_PASS, "right")))
-            _resolve_pairs(order, s_start[a:b], s_len[a:b], sub_cols, obj_cols, thresh, alpha, beta, removed)
+            _resolve_pairs(s_start[a:b], s_len[a:b], sub_cols, obj_cols, thresh, alpha, beta, removed)
             a = b
     for st, ln in zip(starts[lens > _PAIR_SEGMENT_MAX].tolist(), lens[lens > _PAIR_SEGMENT_MAX].tolist()):
         _resolve_block(order, st, ln, sub, obj, thresh, alpha, beta, removed)
