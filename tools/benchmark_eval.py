@@ -23,7 +23,12 @@ to one core (``taskset -c 0``) with one thread. Runs are interleaved (official, 
 ...) and the best of each is kept; peak RSS is the process's own VmHWM.
 
 Usage: python tools/benchmark_eval.py [--only hico hico_nms oi vcoco] [--repeats 3] [--official-repeats 1]
-    [--scale 1.0] [--vcoco-subsets 250,500,1000] [--workdir DIR]
+    [--scale 1.0] [--vcoco-subsets 250,500,1000] [--official-images N] [--workdir DIR [--generate-only]]
+
+``--official-images N`` is for time-limited runs: the HICO-DET / OI official algorithms are then timed on
+the first N images and their time scaled by (images / N) (both are linear in the number of images:
+per-image loops, then one pass over the detections of each class); metrics are compared with ours on
+those N images. ``--workdir`` keeps the generated sets and reuses them (``--generate-only`` makes them).
 """
 from __future__ import annotations
 
@@ -263,10 +268,21 @@ def official_main(setting: str, workdir: Path, subset: int | None) -> None:
         rare = [t for t, c in counts.items() if c < 10]
         non = [t for t, c in counts.items() if c >= 10]
         nms = (0.7, 1.0, 0.5) if setting == "hico_nms" else None
+        if subset:
+            gts, plist = gts[:subset], plist[:subset]
         t = time.perf_counter()
         summary, _ = ref.reference_qpic(plist, gts, cm, rare, non, top_k=100, nms=nms)
         res["seconds"] = time.perf_counter() - t
         res["metrics"] = {k: float(summary[k]) for k in HICO_KEYS}
+        if subset:  # ours on the same images, in process
+            from rlipv2.evaluation.hico_core import CandidateSelector, HOIGroundTruth, score_hico
+
+            sel = CandidateSelector(cm, 100, "qpic")
+            for i, pr in enumerate(plist):
+                sel.add(i, pr["boxes"], pr["labels"], pr["verb_scores"], pr["sub_ids"], pr["obj_ids"])
+            ours = score_hico(HOIGroundTruth.from_images(gts), sel.finish(), cm, train_counts=counts,
+                              nms=nms is not None, keep_curves=False).summary
+            res["identical_to_ours"] = _same(ours, res["metrics"], HICO_KEYS)
     elif setting == "oi":
         ro = _load("reference_oi")
         from rlipv2.evaluation.hico_io import NpzReader
@@ -279,6 +295,8 @@ def official_main(setting: str, workdir: Path, subset: int | None) -> None:
         z = NpzReader(workdir / "preds.npz")
         preds = [{k: np.array(z[f"{k}_{i}"]) for k in ("boxes", "labels", "rel_scores", "sub_ids", "obj_ids")}
                  for i in range(len(gts))]
+        if subset:
+            gts, preds = gts[:subset], preds[:subset]
         t = time.perf_counter()
         r100 = ro.reference_oi_rlipv2(preds, gts, 100, True)
         r50 = ro.reference_oi_rlipv2(preds, gts, 50, True)
@@ -286,6 +304,17 @@ def official_main(setting: str, workdir: Path, subset: int | None) -> None:
         res["metrics"] = {"R@50": r50["R_rel"], "wmAP_rel": r100["wmAP_rel"], "wmAP_phr": r100["wmAP_phr"],
                           "mAP_rel": r100["mAP_rel"], "mAP_phr": r100["mAP_phr"], "R@100": r100["R_rel"],
                           "R_phr@100": r100["R_phr"]}
+        if subset:  # ours on the same images, in process
+            from rlipv2.evaluation.hico_core import HOIGroundTruth
+            from rlipv2.evaluation.oi_core import evaluate_oi
+
+            gt = HOIGroundTruth.from_images([{"file_name": str(i), "boxes": g["boxes"], "labels": g["labels"],
+                                              "hois": np.asarray(g["rels"], np.int64).reshape(-1, 3)}
+                                             for i, g in enumerate(gts)])
+            raw = [(i, pr["boxes"], pr["labels"], pr["rel_scores"], pr["sub_ids"], pr["obj_ids"], str(i))
+                   for i, pr in enumerate(preds)]
+            ours = evaluate_oi(gt, raw, 601, 30, "rlipv2", nms=True)["oi"]
+            res["identical_to_ours"] = _same(ours, res["metrics"], list(res["metrics"]))
     elif setting == "vcoco":
         ov, rv = _load("official_vsrl_eval"), _load("reference_vcoco")
         from rlipv2.evaluation import vcoco
@@ -323,32 +352,42 @@ def _same(a: dict, b: dict, keys) -> bool:
     return all(eq(a.get(k), b.get(k)) for k in keys)
 
 
-def bench_setting(setting: str, workdir: Path, n_images: int, repeats: int, official_repeats: int) -> dict:
+def bench_setting(setting: str, workdir: Path, n_images: int, repeats: int, official_repeats: int,
+                  official_images: int | None = None) -> dict:
     q = QUERIES[setting]
     t = time.perf_counter()
+    have = (workdir / "preds.npz").exists() and (workdir / "n_images").exists() and \
+        (workdir / "n_images").read_text() == str(n_images)
     if setting in ("hico", "hico_nms"):
-        write_hico(workdir, n_images, q)
+        if not have:
+            write_hico(workdir, n_images, q)
         out = workdir / "ours.json"
         args = ["--gt", str(workdir / "test_hico.json"), "--pred", str(workdir / "preds.npz"), "--rare-from",
                 str(workdir / "trainval_hico.json"), "--correct-mat", str(workdir / "corre_hico.npy"), "--json-out",
                 str(out)] + (["--nms"] if setting == "hico_nms" else [])
         module, keys = "rlipv2.evaluation.hico", HICO_KEYS
     else:
-        write_oi(workdir, n_images, q)
+        if not have:
+            write_oi(workdir, n_images, q)
         out = workdir / "ours.json"
         args = ["--gt", str(workdir / "oi_test.json"), "--pred", str(workdir / "preds.npz"), "--object-ids",
                 str(workdir / "oi_object_ids.json"), "--json-out", str(out)]
         module, keys = "rlipv2.evaluation.oi", ("R@50", "wmAP_rel", "wmAP_phr", "mAP_rel", "mAP_phr", "R@100",
                                                  "R_phr@100")
-    print(f"   data generated in {time.perf_counter() - t:.0f} s ({os.path.getsize(workdir / 'preds.npz') / 2**20:.0f} "
-          "MiB of predictions)", flush=True)
+    (workdir / "n_images").write_text(str(n_images))
+    print(f"   data {'reused' if have else 'generated'} in {time.perf_counter() - t:.0f} s "
+          f"({os.path.getsize(workdir / 'preds.npz') / 2**20:.0f} MiB of predictions)", flush=True)
+    sub = official_images if official_images and official_images < n_images else None
     ours_t, ours_rss, off_t, off_rss, official = [], [], [], [], None
     for r in range(max(repeats, official_repeats)):
         if r < official_repeats:
-            official = run_official(setting, workdir)
-            off_t.append(official["seconds"])
+            official = run_official(setting, workdir, ["--subset", str(sub)] if sub else [])
+            scale = n_images / sub if sub else 1.0
+            off_t.append(official["seconds"] * scale)
             off_rss.append(official["peak_rss_mib"])
-            print(f"   run {r + 1}: official {official['seconds']:.1f} s", flush=True)
+            print(f"   run {r + 1}: official {official['seconds']:.1f} s" + (
+                f" on {sub} images, x {scale:.2f} = {official['seconds'] * scale:.1f} s (metrics equal to ours "
+                f"on those images: {official['identical_to_ours']})" if sub else ""), flush=True)
         if r < repeats:
             wall, rss, _ = run_ours(module, args)
             ours_t.append(wall)
@@ -356,15 +395,21 @@ def bench_setting(setting: str, workdir: Path, n_images: int, repeats: int, offi
             print(f"   run {r + 1}: ours {wall:.2f} s", flush=True)
     res = json.loads(out.read_text())
     metrics = res["hoi"] if "hoi" in res else res["oi"]
+    identical = official["identical_to_ours"] if sub else _same(metrics, official["metrics"], keys)
+    note = f"scoring call on {sub} images, scaled linearly" if sub else "scoring call, same set"
     return {"official": min(off_t), "official_rss": max(off_rss), "ours": min(ours_t), "ours_rss": max(ours_rss),
-            "identical": _same(metrics, official["metrics"], keys), "ours_metrics": {k: metrics[k] for k in keys},
-            "official_metrics": official["metrics"], "official_note": "scoring call, same set"}
+            "identical": identical, "ours_metrics": {k: metrics[k] for k in keys},
+            "official_metrics": official["metrics"], "official_note": note}
 
 
 def bench_vcoco(workdir: Path, n_images: int, subsets, repeats: int, official_repeats: int) -> dict:
     t = time.perf_counter()
-    write_vcoco(workdir, n_images, QUERIES["vcoco"], subsets)
-    print(f"   data generated in {time.perf_counter() - t:.0f} s", flush=True)
+    marker = f"{n_images} {subsets}"
+    have = (workdir / "n_images").exists() and (workdir / "n_images").read_text() == marker
+    if not have:
+        write_vcoco(workdir, n_images, QUERIES["vcoco"], subsets)
+    (workdir / "n_images").write_text(marker)
+    print(f"   data {'reused' if have else 'generated'} in {time.perf_counter() - t:.0f} s", flush=True)
     base = ["--vcoco-test", str(workdir / "vcoco_test.json"), "--coco", str(workdir / "instances_vcoco_all_2014.json"),
             "--ids", str(workdir / "vcoco_test.ids"), "--det", str(workdir / "dets.npz"), "--json-out",
             str(workdir / "ours.json")]
@@ -421,7 +466,11 @@ def main():
     ap.add_argument("--official-repeats", type=positive_int, default=1, help="runs of the official (best kept)")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the full image counts (quick runs)")
     ap.add_argument("--vcoco-subsets", default="250,500,1000", help="images of the timed official V-COCO runs")
-    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--official-images", type=positive_int, default=None,
+                    help="time-limited runs: time the HICO-DET / OI official on the first N images and scale "
+                    "linearly (metrics compared with ours on those images); default: the full set")
+    ap.add_argument("--generate-only", action="store_true", help="write the data sets into --workdir and stop")
+    ap.add_argument("--workdir", default=None, help="keep (and reuse) the generated data here")
     ap.add_argument("--official-run", choices=list(FULL), help=argparse.SUPPRESS)
     ap.add_argument("--subset", type=positive_int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -442,12 +491,21 @@ def main():
                                   for s in args.vcoco_subsets.split(",")})
                 if len(subsets) < 3:
                     subsets = sorted({max(2, n // 4), max(3, n // 2), n})
+                if args.generate_only:
+                    write_vcoco(wd, n, QUERIES[setting], subsets)
+                    (wd / "n_images").write_text(f"{n} {subsets}")
+                    continue
                 r = bench_vcoco(wd, n, subsets, args.repeats, args.official_repeats)
             else:
-                r = bench_setting(setting, wd, n, args.repeats, args.official_repeats)
+                if args.generate_only:
+                    (write_hico if setting != "oi" else write_oi)(wd, n, QUERIES[setting])
+                    (wd / "n_images").write_text(str(n))
+                    continue
+                r = bench_setting(setting, wd, n, args.repeats, args.official_repeats, args.official_images)
             r.update(setting=setting, images=n)
             rows.append(r)
-            shutil.rmtree(wd, ignore_errors=True)
+            if not args.workdir:
+                shutil.rmtree(wd, ignore_errors=True)
     finally:
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
