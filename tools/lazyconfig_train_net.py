@@ -31,6 +31,7 @@ from rlipv2.engine import (
     fill_dataset_size,
     resolve_device,
 )
+from rlipv2.evaluation.units import in_percent
 from rlipv2.schemas.checkpoint import check_resume_iteration
 from rlipv2.utils.cli import run_cli
 from rlipv2.utils.file_io import atomic_torch_save, atomic_write_json, json_safe
@@ -99,7 +100,9 @@ def do_test(cfg, model, ema=None):
             ema_results = _evaluate(cfg, model)
         results.update({f"ema/{task}": res for task, res in ema_results.items()})
     if comm.is_main_process() and results:
-        print_csv_format(results)
+        # people read percent; eval_results.json and the returned dict keep fractions (docs/evaluation.md)
+        logger.info("Evaluation results in percent (eval_results.json holds fractions):")
+        print_csv_format(in_percent(results))
         output_dir = _get(cfg, "train.output_dir")
         if output_dir:
             atomic_write_json(os.path.join(output_dir, "eval_results.json"), json_safe(results))

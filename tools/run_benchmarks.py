@@ -64,12 +64,12 @@ def benchmarks(quick: bool, workdir: str) -> list[dict]:
              script="benchmark_data.py", args=["--images", "8", "--iters", "20"] if q else ["--images", "40",
                                                                                            "--iters", "100"],
              timeout=600),
-        dict(name="evaluators", what="HICO-DET / V-COCO evaluators vs the loop-for-loop reference "
-                                     "re-implementations (identical numbers, speed ratio)",
+        dict(name="evaluators", what="HICO-DET (with and without NMS), Open Images and V-COCO evaluators against the "
+                                     "official algorithms on full-size synthetic sets (ratio, goal, peak RSS, "
+                                     "identical metrics)",
              script="benchmark_eval.py",
-             args=(["--images", "300", "--subset", "30", "--vcoco-images", "200", "--pickle-images", "50"] if q else
-                   ["--images", "9546", "--subset", "100", "--vcoco-images", "4946", "--pickle-images", "300"]),
-             timeout=1800),
+             args=(["--scale", "0.03", "--repeats", "1"] if q else ["--repeats", "3", "--official-repeats", "1"]),
+             timeout=3600),
         dict(name="training step", what="RLIPv2Trainer vs Detectron2 SimpleTrainer step time (toy relation model); "
                                         "atomic vs plain checkpoint write",
              script="benchmark_train.py", args=None, timeout=600,  # toy config: <tmp>/toy_config.py

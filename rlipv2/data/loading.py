@@ -14,9 +14,18 @@ import logging
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .datasets.common import skip_bad_records
-from .relation_dataset_mapper import filter_images_without_relations
 
 logger = logging.getLogger(__name__)
+
+
+def filter_images_without_relations(dataset_dicts: list[dict]) -> list[dict]:
+    """Keep only the images that have at least one relation (as the official pre-training data).
+
+    Defined here, with the loading it belongs to; ``rlipv2.data.relation_dataset_mapper`` re-exports it
+    (the mapper imports this module, never the reverse)."""
+    out = [d for d in dataset_dicts if d.get("relations")]
+    logger.info("Removed %d images without relations; %d left.", len(dataset_dicts) - len(out), len(out))
+    return out
 
 # name -> (thing_classes, predicate_classes) of the datasets loaded in this process
 _LOADED_VOCABULARIES: dict[str, tuple[list[str], list[str]]] = {}

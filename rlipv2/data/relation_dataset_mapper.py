@@ -21,6 +21,7 @@ from detectron2.structures import Boxes, BoxMode, Instances
 
 from ..utils.image_io import UnreadableImageError, read_image_rgb
 from .datasets.common import Problem, RelationDataError
+from .loading import filter_images_without_relations, loaded_vocabularies
 from .transforms import OFFICIAL_TRAIN_SCALES, build_relation_augmentations
 
 logger = logging.getLogger(__name__)
@@ -68,13 +69,6 @@ def read_image(path: str, image_format: str = "RGB") -> np.ndarray:
     elif image_format != "RGB":
         raise ValueError(f"unsupported image_format {image_format!r} (RGB or BGR)")
     return arr
-
-
-def filter_images_without_relations(dataset_dicts: list[dict]) -> list[dict]:
-    """Keep only the images that have at least one relation (as the official pre-training data)."""
-    out = [d for d in dataset_dicts if d.get("relations")]
-    logger.info("Removed %d images without relations; %d left.", len(dataset_dicts) - len(out), len(out))
-    return out
 
 
 _FLIP_WORDS = (("left", "right"),)
@@ -197,8 +191,6 @@ class RelationDatasetMapper:
         The worker then needs no catalog entry for the datasets loaded by
         :func:`~rlipv2.data.get_relation_dataset_dicts` in this process, nor for ``dataset_name``.
         """
-        from .loading import loaded_vocabularies
-
         state = self.__dict__.copy()
         cache = loaded_vocabularies()
         cache.update(self._vocab_cache)

@@ -99,7 +99,7 @@ _SCENES = [
 
 def caption_paraphrases(official: dict[str, list[str]]) -> dict[str, list[str]]:
     """The matcher's paraphrase lists for the world's categories, from the official ``official`` lists."""
-    from .synthetic import OBJECTS
+    from .synthetic_vocabulary import OBJECTS
 
     out = {}
     for name in OBJECTS:
@@ -166,7 +166,7 @@ def captions_for_image(
     the verb and object kind), a sentence without relation (0.15), a wrong relation between a person and an
     object of the image (0.15), or a relation with an object that is not in the image (0.15).
     """
-    from .synthetic import PRETRAINING_COMBINATIONS
+    from .synthetic_vocabulary import PRETRAINING_COMBINATIONS
 
     true = [(s, o, v) for s, o, v in relations if v in VERB_PHRASES]
     groups: dict[tuple[str, str, str], int] = {}

@@ -14,9 +14,9 @@ import importlib
 _LAZY = {
     "HICOEvaluator": ".hico_evaluator",
     "VCOCOEvaluator": ".vcoco_evaluator",
-    "OISGGEvaluator": ".oi",
-    "VGSGGEvaluator": ".vg",
-    "score_hico": ".hico",
+    "OISGGEvaluator": ".sgg_evaluator",
+    "VGSGGEvaluator": ".sgg_evaluator",
+    "score_hico": ".hico_core",
     "HOICandidates": ".hico_core",
     "HOIGroundTruth": ".hico_core",
     "evaluate_hoi": ".hico_core",

@@ -17,6 +17,7 @@ __all__ = [
     "eleven_point_ap",
     "voc_all_point_ap",
     "tp_fp_curve",
+    "per_class_eleven_point_ap",
 ]
 
 # np.arange(0., 1.1, 0.1): the Python ports' thresholds (0.30000000000000004, 0.6000000000000001, ...).
@@ -88,3 +89,108 @@ def tp_fp_curve(scores: np.ndarray, tp: np.ndarray, num_gt: int, stable: bool = 
         rec = ctp / num_gt
         prec = ctp / (cfp + ctp)
     return rec, prec
+
+
+def _class_desc_score_order(cls: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Stable order by class, then descending score (``np.lexsort((-scores, cls))``).
+
+    For finite float32 scores and class ids below 2**30, one stable sort of an int64 key does it: the
+    float bits mapped to an order-preserving integer (``-0.0`` counted as ``0.0``), negated, below the class.
+    """
+    if scores.dtype == np.float32 and len(cls) and 0 <= cls.min() and cls.max() < (1 << 30) and \
+            np.isfinite(scores).all():
+        bits = (scores + np.float32(0.0)).view(np.int32).astype(np.int64)  # + 0.0: -0.0 -> 0.0
+        ordered = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # monotonic in the float value
+        key = (cls << 33) | ((1 << 31) - ordered)  # descending score inside a class; fits in 33 bits
+        return np.argsort(key, kind="stable")
+    return np.lexsort((-scores, cls))
+
+
+def per_class_eleven_point_ap(cls: np.ndarray, scores: np.ndarray, tp: np.ndarray, num_gt: np.ndarray,
+                              thresholds: np.ndarray = NUMPY_ARANGE_THRESHOLDS, stable: bool = False,
+                              keep_curves: bool = False):
+    """``tp_fp_curve`` + ``eleven_point_ap`` for every class at once, bit-identical to the per-class loop.
+
+    Args:
+        cls: (N,) class index in [0, K) of each detection; within a class, detections are in the order
+            the official code appended them (what its per-class sort sees).
+        scores, tp: (N,) scores and 0/1 true-positive flags.
+        num_gt: (K,) ground-truth count per class.
+        stable: as in ``tp_fp_curve`` (False: NumPy's default sort of each class's ``-score``).
+        keep_curves: also return {class: (rec, prec)} for the classes with detections.
+    Returns:
+        ap (K,), max_rec (K,) (0 for classes without GT or detections), curves (dict or None).
+
+    One stable sort by (class, -score) replaces the per-class sorts. A class whose scores tie under the
+    non-stable rule, or that has detections but no GT (infinite / NaN recall), goes through the
+    per-class functions, so the result never depends on the vectorised path.
+    """
+    num_gt = np.asarray(num_gt, np.int64)
+    K = len(num_gt)
+    ap = np.zeros(K)
+    max_rec = np.zeros(K)
+    curves = {} if keep_curves else None
+    cls = np.asarray(cls, np.int64)
+    n = len(cls)
+    if n == 0:
+        return ap, max_rec, curves
+    scores = np.asarray(scores)
+    tp = np.asarray(tp, np.int64)
+    neg = -scores
+    perm = _class_desc_score_order(cls, scores)  # stable: equal scores keep the append order
+    c_sorted = cls[perm]
+    s_sorted = neg[perm]
+    lo = np.searchsorted(c_sorted, np.arange(K), "left")
+    hi = np.searchsorted(c_sorted, np.arange(K), "right")
+    fallback = np.zeros(K, bool)
+    has_det = hi > lo
+    fallback |= has_det & (num_gt <= 0)
+    if not stable:
+        tie = (c_sorted[1:] == c_sorted[:-1]) & (s_sorted[1:] == s_sorted[:-1])
+        if tie.any():
+            fallback[np.unique(c_sorted[1:][tie])] = True
+    t_sorted = tp[perm]
+    ctp_all = np.cumsum(t_sorted)
+    cfp_all = np.cumsum(1 - t_sorted)
+    base_tp = np.r_[0, ctp_all][lo]  # per class: counts before its segment
+    base_fp = np.r_[0, cfp_all][lo]
+    good = has_det & ~fallback
+    gk = np.flatnonzero(good)
+    # Only true positives matter: recall rises only there, and precision peaks there (it falls at every
+    # false positive), so max(prec[rec >= t]) over a class = max over its true positives with rec >= t
+    # (0 when there is none, as the per-class loop gives: every precision is then 0 or absent).
+    P = np.flatnonzero(t_sorted == 1)
+    c_tp = c_sorted[P]
+    ctp_p = ctp_all[P] - base_tp[c_tp]
+    cfp_p = cfp_all[P] - base_fp[c_tp]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec_p = ctp_p / num_gt[c_tp]
+        prec_p = ctp_p / (cfp_p + ctp_p)
+    if len(gk):
+        plo = np.searchsorted(c_tp, gk, "left")
+        phi = np.searchsorted(c_tp, gk, "right")
+        prec_ext = np.r_[prec_p, 0.0]
+        acc = np.zeros(len(gk))
+        for t in thresholds:
+            below_cum = np.r_[0, np.cumsum(rec_p < t)]
+            start = plo + (below_cum[phi] - below_cum[plo])  # rec is non-decreasing inside a class
+            m = np.maximum.reduceat(prec_ext, np.stack([np.minimum(start, len(P)), phi], 1).ravel())[::2] \
+                if len(P) else np.zeros(len(gk))
+            acc = acc + np.where(start < phi, m, 0.0) / 11.0
+        ap[gk] = acc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            max_rec[gk] = (ctp_all[hi[gk] - 1] - base_tp[gk]) / num_gt[gk]
+    for k in np.flatnonzero(fallback).tolist():
+        seg = np.sort(perm[lo[k] : hi[k]])  # the class's detections in append order
+        r, p = tp_fp_curve(scores[seg], tp[seg], int(num_gt[k]), stable=stable)
+        ap[k] = eleven_point_ap(r, p, thresholds)
+        max_rec[k] = np.amax(r) if num_gt[k] > 0 else 0.0
+        if keep_curves:
+            curves[k] = (r, p)
+    if keep_curves:
+        for k in gk.tolist():
+            ctp = ctp_all[lo[k] : hi[k]] - base_tp[k]
+            cfp = cfp_all[lo[k] : hi[k]] - base_fp[k]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                curves[k] = (ctp / num_gt[k], ctp / (cfp + ctp))
+    return ap, max_rec, curves

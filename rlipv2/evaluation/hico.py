@@ -1,15 +1,20 @@
-"""HICO-DET evaluation: the Detectron2 ``HICOEvaluator`` and the ``python -m rlipv2.evaluation.hico`` CLI.
+"""HICO-DET evaluation CLI (scoring in ``hico_core``; the Detectron2 ``HICOEvaluator`` is in ``hico_evaluator``).
 
 Two protocols (see ``hico_core``): ``qpic`` (the official RLIPv2 / QPIC Python evaluator, with its
 quirks) and ``matlab`` (ywchao/ho-rcnn ``VOCevaldet_bboxpair``, Default or Known-Object). Both report
 mAP Full / Rare / Non-Rare (Unseen / Seen for zero-shot settings) and the mean max recall.
 
-CLI::
+    python -m rlipv2.evaluation.hico --pred PRED.npz|PRED.json [--gt test_hico.json] \
+        [--rare-from trainval_hico.json] [--correct-mat corre_hico.npy] [--protocol qpic|matlab] [--top-k K] \
+        [--nms | --no-nms] [--nms-thresh 0.7 --nms-alpha 1.0 --nms-beta 0.5] [--known-object] \
+        [--zero-shot UC-RF] [--json-out OUT.json] [--output-dir DIR]
 
-    python -m rlipv2.evaluation.hico --gt test_hico.json --pred PRED.npz|PRED.json \
-        --rare-from trainval_hico.json --correct-mat corre_hico.npy --protocol qpic --top-k 100 \
-        [--nms --nms-thresh 0.7 --nms-alpha 1.0 --nms-beta 0.5] [--known-object] [--zero-shot UC-RF] \
-        --json-out OUT.json
+A ``hico_predictions.npz`` written during training carries what its protocol needs (vocabulary texts
+and ids, correct-mat, rare split, protocol, top-k, NMS, Known-Object, zero-shot split, GT file): re-scored
+with no other flag it gives the training-time numbers. A flag overrides the file. ``--top-k`` defaults
+to the protocol's rule: 100 for ``qpic``, no cap for ``matlab``.
+
+Printed numbers are percent; the JSON holds fractions (0-1).
 """
 from __future__ import annotations
 
@@ -18,236 +23,84 @@ import logging
 import os
 import sys
 import time
-from collections import Counter, OrderedDict
-from pathlib import Path
+from collections import OrderedDict
 
 import numpy as np
 
-from ..schemas.predictions import TRIPLET_JSON_SCHEMA, check_npz_array
-from ..utils.cli import finite_float, nonnegative_float, nonnegative_int, unit_interval
-from .hico_core import (
-    PROTOCOLS,
-    CandidateSelector,
-    HOICandidates,
-    HOIGroundTruth,
-    HOIResult,
-    apply_triplet_nms,
-    evaluate_hoi,
-    select_triplet_candidates,
+from ..utils.cli import (
+    finite_float,
+    input_from,
+    json_list_or_file,
+    keyword_or,
+    nonnegative_float,
+    nonnegative_int,
+    unit_interval,
 )
-from .hico_io import (
+from .hico_core import (  # noqa: F401  (re-exported: the scoring API of this module's users)
+    PROTOCOLS,
+    HOIResult,
+    score_hico,
+    write_reports,
+)
+from .hico_io import (  # noqa: F401  (re-exported)
     IdMaps,
-    NpzReader,
     gt_from_json,
+    hico_names,
     hico_zero_shot_pairs,
     load_correct_mat,
-    load_json,
+    load_predictions,
+    read_prediction_meta,
     train_counts_from_json,
+    write_hico_npz,
     write_json_atomic,
-    write_npz_atomic,
 )
-from .plots import plot_per_class, write_per_class_csv
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["score_hico", "main", "write_hico_npz", "load_predictions"]
+__all__ = ["score_hico", "main", "write_hico_npz", "load_predictions", "default_top_k"]
+
+#: per-image cap of each protocol when --top-k is not given: the Python ports keep the top 100, MATLAB
+#: ``VOCevaldet_bboxpair`` scores every detection it is given (docs/evaluation_protocols.md, section 1.2)
+PROTOCOL_TOP_K = {"qpic": 100, "matlab": 0}
+
+GT_FORMAT = "test_hico.json: a list of {file_name, annotations: [{bbox, category_id}], hoi_annotation: " \
+            "[{subject_id, object_id, category_id}]}"
 
 
-def _class_pairs(correct_mat: np.ndarray) -> np.ndarray:
-    """Valid (verb, object) pairs of correct_mat in (object, verb) order: the matlab class list."""
-    v, o = np.nonzero(np.asarray(correct_mat) != 0)
-    order = np.lexsort((v, o))
-    return np.stack([v[order], o[order]], 1)
-
-
-def score_hico(gt: HOIGroundTruth, cand: HOICandidates, correct_mat: np.ndarray, *, protocol: str = "qpic",
-               train_counts: Counter | None = None, rare_pairs=None, nonrare_pairs=None, zero_shot=None,
-               nms: bool = False, nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
-               known_object: bool = False, pred_box_offset: float | None = None) -> HOIResult:
-    """Score candidates (already cut to the top-k) under ``protocol`` and return the per-class result.
-
-    The rare split comes from ``train_counts`` (training hoi count per (subject, object, verb) triplet:
-    rare < 10; the matlab protocol sums over subjects per (object, verb) class and counts classes absent
-    from training as rare) or from explicit (verb, object) ``rare_pairs`` / ``nonrare_pairs``.
-    ``zero_shot`` = (unseen pairs, seen pairs or None) replaces it by Unseen / Seen.
-    """
-    correct_mat = np.asarray(correct_mat)
-    nv, no = correct_mat.shape
-    if nms:
-        cand = apply_triplet_nms(cand, no, nv, nms_thresh, nms_alpha, nms_beta)
-    kw = dict(num_objects=no, num_verbs=nv, protocol=protocol, known_object=known_object,
-              pred_box_offset=pred_box_offset)
-    if protocol == "matlab":
-        kw["class_pairs"] = _class_pairs(correct_mat)
-    if zero_shot is not None:
-        unseen, seen = zero_shot
-        if seen is None:
-            us = {tuple(p) for p in unseen}
-            seen = [tuple(p) for p in _class_pairs(correct_mat).tolist() if tuple(p) not in us]
-        return evaluate_hoi(gt, cand, rare_pairs=unseen, nonrare_pairs=seen, split_names=("unseen", "seen"), **kw)
-    rare_t = non_t = None
-    if train_counts is not None:
-        if protocol == "qpic":
-            rare_t = [t for t, c in train_counts.items() if c < 10]
-            non_t = [t for t, c in train_counts.items() if c >= 10]
-        else:
-            pair_counts = Counter()
-            for (_, o, v), c in train_counts.items():
-                pair_counts[(v, o)] += c
-            cls = [tuple(p) for p in _class_pairs(correct_mat).tolist()]
-            rare_pairs = [p for p in cls if pair_counts[p] < 10]
-            nonrare_pairs = [p for p in cls if pair_counts[p] >= 10]
-    return evaluate_hoi(gt, cand, rare_triplets=rare_t, nonrare_triplets=non_t, rare_pairs=rare_pairs,
-                        nonrare_pairs=nonrare_pairs, **kw)
-
-
-def result_rows(result: HOIResult, object_names=None, verb_names=None, train_counts=None, split_names=None):
-    """Per-class rows for the CSV: class, names, GT count, training count, AP, max recall, split."""
-    split_names = split_names or ("rare", "non_rare")
-    rows, names, counts = [], [], []
-    pair_counts = Counter()
-    if train_counts:
-        for (_, o, v), c in train_counts.items():
-            pair_counts[(v, o)] += c
-    for k, (s, o, v) in enumerate(result.classes.tolist()):
-        oname = object_names[o] if object_names is not None else str(o)
-        vname = verb_names[v] if verb_names is not None else str(v)
-        sname = (object_names[s] if object_names is not None else str(s)) if s >= 0 else "*"
-        if train_counts is None:
-            n_train = -1
-        elif s >= 0:
-            n_train = int(train_counts.get((s, o, v), 0))
-        else:
-            n_train = int(pair_counts.get((v, o), 0))
-        split = {1: split_names[0], 0: split_names[1]}.get(int(result.split[k]), "")
-        name = f"{sname} {vname} {oname}"
-        names.append(name)
-        counts.append(n_train)
-        rows.append({"class": name, "subject": s, "object": o, "verb": v, "num_gt": int(result.num_gt[k]),
-                     "num_train": n_train, "num_det": int(result.num_det[k]), "ap": float(result.ap[k]),
-                     "max_recall": float(result.max_recall[k]), "split": split})
-    return rows, names, (np.asarray(counts) if train_counts is not None else None)
-
-
-CSV_COLUMNS = ["class", "subject", "object", "verb", "num_gt", "num_train", "num_det", "ap", "max_recall", "split"]
-
-
-def write_reports(output_dir, result: HOIResult, object_names=None, verb_names=None, train_counts=None,
-                  prefix="hico", split_names=None) -> None:
-    """Per-class CSV and PNG (AP vs training instances, best / worst PR curves) in ``output_dir``."""
-    rows, names, counts = result_rows(result, object_names, verb_names, train_counts, split_names)
-    out = Path(output_dir)
-    write_per_class_csv(out / f"{prefix}_per_class_ap.csv", rows, CSV_COLUMNS)
-    try:
-        plot_per_class(out / f"{prefix}_per_class_ap.png", names, result.ap, counts, result.curves,
-                       title=f"{result.protocol} protocol")
-    except ImportError:  # pragma: no cover - matplotlib is a dependency
-        logger.warning("matplotlib missing: no per-class plot")
-
-
-# ----------------------------------------------------------------------------------------------------- CLI
-
-
-def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, top_k: int, protocol: str,
-                     json_ids: str = "dataset", allow_missing: bool = True) -> HOICandidates:
-    """Candidates from a raw per-query .npz or a triplet JSON (see hico_io for the formats)."""
-    pred_path = str(pred_path)
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0: no cap), got {top_k}")
-    seen = set()
-
-    def image_index(name, where):
-        try:
-            i = gt.index_of(name)
-        except KeyError:
-            raise KeyError(f"{where}: prediction for unknown image {name!r} (not in the ground truth)") from None
-        if i in seen:
-            raise ValueError(f"{where}: several prediction records for image {name!r}")
-        seen.add(i)
-        return i
-
-    if pred_path.endswith(".npz"):
-        z = NpzReader(pred_path)
-        if "file_names" not in z:
-            raise ValueError(f"{pred_path}: missing key 'file_names'")
-        names = [str(n) for n in z["file_names"].tolist()]
-        sel = CandidateSelector(correct_mat, top_k, protocol, label_lut=ids.lut)
-        for i, name in enumerate(names):
-            where = f"{pred_path} image {i} ({name})"
-            idx = image_index(name, where)
-            try:
-                boxes, labels, vs, sub, obj = (z[f"{k}_{i}"] for k in ("boxes", "labels", "verb_scores", "sub_ids",
-                                                                       "obj_ids"))
-            except KeyError as e:
-                raise ValueError(f"{e.args[0]} (needed for image {i}, {name!r})") from None
-            for k, arr in zip(("boxes", "labels", "verb_scores", "sub_ids", "obj_ids"), (boxes, labels, vs, sub, obj)):
-                check_npz_array(f"{k}_{i}", arr, where)
-            sel.add(idx, boxes, labels, vs, sub, obj, where=where)
-        z.close()
-        cand = sel.finish()
-    elif pred_path.endswith(".json"):
-        data = load_json(pred_path)
-        TRIPLET_JSON_SCHEMA.validate(data, pred_path).raise_first()  # types, ranges, indices: rlipv2.schemas
-        parts = []
-        for i, rec in enumerate(data):
-            name = rec.get("file_name") if isinstance(rec, dict) else None
-            where = f"{pred_path} record {i} ({name})"
-            if name is None:
-                raise ValueError(f"{pred_path} record {i}: no 'file_name'")
-            idx = image_index(name, where)
-            try:
-                boxes = np.array([p["bbox"] for p in rec.get("predictions", [])], np.float32).reshape(-1, 4)
-                labels = [p["category_id"] for p in rec.get("predictions", [])]
-                hois = rec.get("hoi_prediction", [])
-                s = np.array([h["subject_id"] for h in hois], np.int64)
-                o = np.array([h["object_id"] for h in hois], np.int64)
-                vb = [h["category_id"] for h in hois]
-                sc = np.array([h["score"] for h in hois], np.float32)
-            except (KeyError, TypeError) as e:
-                raise ValueError(f"{where}: malformed record ({e!r})") from None
-            if json_ids == "dataset":
-                labels = ids.objects(labels, where)
-                vb = ids.verbs(vb, where)
-            else:
-                labels, vb = np.asarray(labels, np.int64), np.asarray(vb, np.int64)
-            if len(s) and (min(s.min(), o.min()) < 0 or max(s.max(), o.max()) >= len(boxes)):
-                raise ValueError(f"{where}: subject_id/object_id out of range [0, {len(boxes)})")
-            parts.append(select_triplet_candidates(idx, boxes[s], boxes[o], labels[s] if len(s) else s,
-                                                   labels[o] if len(o) else o, vb, sc, correct_mat, top_k,
-                                                   protocol, where=where))
-        cand = HOICandidates.concatenate(parts)
-    else:
-        raise ValueError(f"{pred_path}: predictions must be a .npz (raw per-query) or .json (triplets) file")
-    missing = gt.num_images - len(seen)
-    if missing:
-        msg = f"{missing} of {gt.num_images} ground-truth images have no prediction record (scored as no detection)"
-        if not allow_missing:
-            raise ValueError(msg)
-        logger.warning(msg)
-    return cand
+def default_top_k(protocol: str) -> int:
+    return PROTOCOL_TOP_K[protocol]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rlipv2.evaluation.hico", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gt", required=True, help="test_hico.json (community format)")
-    p.add_argument("--pred", required=True, help="raw per-query .npz or triplet .json")
-    p.add_argument("--rare-from", default=None, help="trainval_hico.json: rare = fewer than 10 training instances")
-    p.add_argument("--correct-mat", required=True, help="corre_hico.npy, (num_verbs, num_objects) 0/1")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="qpic")
-    p.add_argument("--top-k", type=nonnegative_int, default=100, help="triplets kept per image (0: no cap)")
-    p.add_argument("--nms", action="store_true", help="pairwise triplet NMS after the top-k cut")
-    p.add_argument("--nms-thresh", type=unit_interval, default=0.7)
-    p.add_argument("--nms-alpha", type=nonnegative_float, default=1.0)
-    p.add_argument("--nms-beta", type=nonnegative_float, default=0.5)
-    p.add_argument("--known-object", action="store_true", help="Known-Object mode (objects from the GT hois)")
+    p.add_argument("--pred", required=True, help="raw per-query .npz (e.g. hico_predictions.npz) or triplet .json")
+    p.add_argument("--gt", default=None, help="test_hico.json (community format); default: the predictions "
+                   "file's meta_gt_file")
+    p.add_argument("--rare-from", default=None, help="trainval_hico.json: rare = fewer than 10 training instances "
+                   "(default: the predictions file's split)")
+    p.add_argument("--correct-mat", default=None, help="corre_hico.npy, (num_verbs, num_objects) 0/1 (default: the "
+                   "predictions file's)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=None, help="default: the predictions file's, else qpic")
+    p.add_argument("--top-k", type=nonnegative_int, default=None,
+                   help="triplets kept per image, 0: no cap (default: the protocol's rule, 100 for qpic, no cap "
+                   "for matlab; or the predictions file's)")
+    p.add_argument("--nms", action=argparse.BooleanOptionalAction, default=None,
+                   help="pairwise triplet NMS after the top-k cut (default: the predictions file's, else off)")
+    p.add_argument("--nms-thresh", type=unit_interval, default=None, help="default 0.7")
+    p.add_argument("--nms-alpha", type=nonnegative_float, default=None, help="default 1.0")
+    p.add_argument("--nms-beta", type=nonnegative_float, default=None, help="default 0.5")
+    p.add_argument("--known-object", action=argparse.BooleanOptionalAction, default=None,
+                   help="Known-Object mode (objects from the GT hois)")
     p.add_argument("--zero-shot", default=None, help="UC-RF | UC-NF | UO | UV | JSON file: report unseen/seen/full")
-    p.add_argument("--json-out", default=None, help="where to write the results JSON")
+    p.add_argument("--json-out", default=None, help="where to write the results JSON (fractions)")
     p.add_argument("--output-dir", default=None, help="also write the per-class CSV and PNG here")
-    p.add_argument("--object-ids", default="auto", help="auto | coco80 | identity | JSON list of dataset ids | "
-                   "object_names.json ({name: id} in label order)")
-    p.add_argument("--verb-offset", default="auto", choices=("auto", "0", "1"),
-                   help="dataset verb id - offset = column")
+    p.add_argument("--object-ids", type=keyword_or(("auto", "coco80", "identity"), json_list_or_file), default=None,
+                   help="auto | coco80 | identity | inline JSON list of dataset ids in label order (e.g. "
+                   "'[1, 2, 3]') | a file with that list or {name: id} in label order (default: the predictions "
+                   "file's ids, else auto)")
+    p.add_argument("--verb-offset", default=None, choices=("auto", "0", "1"),
+                   help="dataset verb id - offset = column (default: the predictions file's ids, else auto)")
     p.add_argument("--json-ids", choices=("dataset", "contiguous"), default="dataset",
                    help="ids used in a triplet-JSON PRED (dataset ids like the GT, or 0-based labels)")
     p.add_argument("--pred-box-offset", type=finite_float, default=None,
@@ -255,80 +108,146 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resolve_settings(args, meta: dict) -> dict:
+    """Every protocol setting with its source: the flag, the predictions file, or the default."""
+    s, src = {}, {}
+
+    def pick(name, flag_value, meta_key=None, default=None, convert=lambda v: v):
+        if flag_value is not None:
+            s[name], src[name] = flag_value, "flag"
+        elif meta_key is not None and meta_key in meta:
+            s[name], src[name] = convert(meta[meta_key]), "predictions file"
+        else:
+            s[name], src[name] = default, "default"
+
+    pick("protocol", args.protocol, "protocol", "qpic")
+    # top-k follows the protocol: the file's value only when the protocol is the file's too
+    if args.top_k is not None:
+        s["top_k"], src["top_k"] = args.top_k, "flag"
+    elif meta.get("protocol") == s["protocol"] and "top_k" in meta:
+        s["top_k"], src["top_k"] = int(meta["top_k"]), "predictions file"
+    else:
+        s["top_k"], src["top_k"] = default_top_k(s["protocol"]), f"{s['protocol']} protocol rule"
+    nms = meta.get("nms")
+    pick("nms", args.nms, "nms" if nms is not None else None, False, lambda v: bool(v[0]))
+    for k, i, d in (("nms_thresh", 1, 0.7), ("nms_alpha", 2, 1.0), ("nms_beta", 3, 0.5)):
+        pick(k, getattr(args, k), "nms" if nms is not None else None, d, lambda v, i=i: float(v[i]))
+    pick("known_object", args.known_object, "known_object", False, bool)
+    s["sources"] = src
+    return s
+
+
+def _processed_images(gt, pred_path):
+    """The ground truth of the images a training-time predictions file holds (HICOEvaluator scores the
+    images it processed, e.g. a subset of the test set), in the GT file's order."""
+    from .hico_io import NpzReader
+
+    z = NpzReader(pred_path)
+    try:
+        names = [str(n) for n in z["file_names"].tolist()] if "file_names" in z else []
+    finally:
+        z.close()
+    index = {n: i for i, n in enumerate(gt.file_names)}
+    keep = sorted({index[n] for n in names if n in index})
+    if len(keep) == gt.num_images:
+        return gt
+    logger.info("scoring the %d of %d ground-truth images that the predictions file holds", len(keep),
+                gt.num_images)
+    return gt.subset(keep)
+
+
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     c0 = time.process_time()
-    cm = load_correct_mat(args.correct_mat)
-    ids = IdMaps.from_spec(cm, args.object_ids, args.verb_offset)
-    box_dtype = np.float32 if args.protocol == "qpic" else np.float64
-    gt = gt_from_json(args.gt, ids, box_dtype=box_dtype)
-    cand = load_predictions(args.pred, gt, ids, cm, args.top_k, args.protocol, args.json_ids)
-    counts = train_counts_from_json(args.rare_from, ids) if args.rare_from else None
-    zero_shot = hico_zero_shot_pairs(args.zero_shot) if args.zero_shot else None
-    result = score_hico(gt, cand, cm, protocol=args.protocol, train_counts=counts, zero_shot=zero_shot,
-                        nms=args.nms, nms_thresh=args.nms_thresh, nms_alpha=args.nms_alpha,
-                        nms_beta=args.nms_beta, known_object=args.known_object,
-                        pred_box_offset=args.pred_box_offset)
+    with input_from("--pred", "a raw per-query .npz or a triplet .json (docs/evaluation.md)"):
+        meta = read_prediction_meta(args.pred)
+    st = resolve_settings(args, meta)
+    src = st["sources"]
+    protocol = st["protocol"]
+    # correct-mat
+    if args.correct_mat is not None:
+        with input_from("--correct-mat", "a .npy (num_verbs, num_objects) 0/1 matrix"):
+            cm = load_correct_mat(args.correct_mat)
+        src["correct_mat"] = f"--correct-mat {args.correct_mat}"
+    elif "correct_mat" in meta:
+        cm, src["correct_mat"] = np.asarray(meta["correct_mat"]), "predictions file"
+    else:
+        raise ValueError("--correct-mat: required (a .npy (num_verbs, num_objects) 0/1 matrix such as "
+                         "corre_hico.npy): the predictions file does not carry one")
+    # ids
+    with input_from("--object-ids", "auto | coco80 | identity | a JSON list of dataset ids | a file with it"):
+        if args.object_ids is not None or args.verb_offset is not None or "object_ids" not in meta:
+            ids = IdMaps.from_spec(cm, args.object_ids or "auto", args.verb_offset or "auto")
+            src["ids"] = "flags" if args.object_ids is not None or args.verb_offset is not None else "auto"
+        else:
+            ids = IdMaps(np.asarray(meta["object_ids"]).tolist(), 0, cm.shape[0],
+                         verb_ids=np.asarray(meta["verb_ids"]).tolist() if "verb_ids" in meta else None)
+            src["ids"] = "predictions file"
+    # names of the classes (CSV / plots)
+    if "object_names" in meta and "verb_names" in meta:
+        object_names, verb_names = list(meta["object_names"]), list(meta["verb_names"])
+    elif cm.shape == (117, 80) and src["ids"] in ("auto", "flags") and args.object_ids in (None, "auto", "coco80"):
+        object_names, verb_names = hico_names()
+    else:
+        object_names = verb_names = None
+    # ground truth
+    gt_path = args.gt
+    if gt_path is None:
+        gt_path = meta.get("gt_file")
+        if gt_path is None or not os.path.isfile(gt_path):
+            raise ValueError(f"--gt: required ({GT_FORMAT})" + (
+                f"; the predictions file names {gt_path!r}, which does not exist here" if gt_path else ""))
+        src["gt"] = "predictions file"
+    box_dtype = np.float32 if protocol == "qpic" else np.float64
+    with input_from("--gt", GT_FORMAT):
+        gt = gt_from_json(gt_path, ids, box_dtype=box_dtype)
+    if "format_version" in meta:  # a training-time file: scored on the images the run processed, as there
+        gt, src["gt_images"] = _processed_images(gt, args.pred), "the images of the predictions file"
+    with input_from("--pred", "a raw per-query .npz or a triplet .json with the GT's ids (docs/evaluation.md)"):
+        cand = load_predictions(args.pred, gt, ids, cm, st["top_k"], protocol, args.json_ids)
+    # rare / zero-shot split
+    counts = rare_pairs = nonrare_pairs = None
+    if args.rare_from:
+        with input_from("--rare-from", "trainval_hico.json in the community HICO-DET format"):
+            counts = train_counts_from_json(args.rare_from, ids)
+        src["rare_split"] = f"--rare-from {args.rare_from}"
+    elif "rare_pairs" in meta:
+        rare_pairs, nonrare_pairs = meta["rare_pairs"], meta.get("nonrare_pairs")
+        src["rare_split"] = f"predictions file ({meta.get('rare_source', 'training metadata')})"
+    else:
+        src["rare_split"] = "none"
+    zero_shot, zs_name = None, None
+    if args.zero_shot:
+        with input_from("--zero-shot", "UC-RF | UC-NF | UO | UV | a JSON file {\"unseen\": [[verb, object], ...]}"):
+            zero_shot = hico_zero_shot_pairs(args.zero_shot)
+        zs_name = args.zero_shot
+    elif "zero_shot_unseen" in meta and args.rare_from is None:
+        zero_shot, zs_name = (meta["zero_shot_unseen"], None), "predictions file"
+    result = score_hico(gt, cand, cm, protocol=protocol, train_counts=counts, rare_pairs=rare_pairs,
+                        nonrare_pairs=nonrare_pairs, zero_shot=zero_shot, nms=st["nms"], nms_thresh=st["nms_thresh"],
+                        nms_alpha=st["nms_alpha"], nms_beta=st["nms_beta"], known_object=st["known_object"],
+                        pred_box_offset=args.pred_box_offset, keep_curves=bool(args.output_dir))
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    setting = "known_object" if args.known_object else "default"
+    setting = "known_object" if st["known_object"] else "default"
     out = OrderedDict(
-        protocol=args.protocol, setting=setting, zero_shot=args.zero_shot, top_k=args.top_k,
-        nms=dict(enabled=args.nms, thresh=args.nms_thresh, alpha=args.nms_alpha, beta=args.nms_beta),
+        protocol=protocol, setting=setting, zero_shot=zs_name, top_k=st["top_k"],
+        nms=dict(enabled=st["nms"], thresh=st["nms_thresh"], alpha=st["nms_alpha"], beta=st["nms_beta"]),
         num_images=gt.num_images, num_candidates=len(cand), seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3),
-        hoi=result.summary)
+        unit="fraction (0-1); the printed numbers are percent", sources=src, hoi=result.summary)
     s = result.summary
     split = ("unseen", "seen") if zero_shot else ("rare", "non_rare")
-    print(f"HICO-DET [{args.protocol} protocol, {setting}{', zero-shot ' + args.zero_shot if zero_shot else ''}] "
-          f"mAP full {100 * s['mAP']:.2f}  {split[0]} {100 * s['mAP_' + split[0]]:.2f}  "
-          f"{split[1]} {100 * s['mAP_' + split[1]]:.2f}  mean max recall {100 * s['mean_max_recall']:.2f}  "
-          f"({int(s['num_classes'])} classes, {elapsed:.2f} s)")
+    print(f"HICO-DET [{protocol} protocol, {setting}{', zero-shot ' + zs_name if zero_shot else ''}, top-k "
+          f"{st['top_k'] or 'no cap'}{', NMS' if st['nms'] else ''}] mAP full {100 * s['mAP']:.2f}%  {split[0]} "
+          f"{100 * s['mAP_' + split[0]]:.2f}%  {split[1]} {100 * s['mAP_' + split[1]]:.2f}%  mean max recall "
+          f"{100 * s['mean_max_recall']:.2f}%  ({int(s['num_classes'])} classes, {elapsed:.2f} s)")
     if args.json_out:
         write_json_atomic(args.json_out, out)
     if args.output_dir:
-        write_reports(args.output_dir, result, train_counts=counts, split_names=split)
+        write_reports(args.output_dir, result, object_names, verb_names, train_counts=counts, split_names=split)
     return out
-
-
-def write_hico_npz(path, records, num_verbs: int, contig_to_dataset_id: np.ndarray) -> None:
-    """Write compact per-image triplets as the raw per-query .npz of the CLI.
-
-    Each distinct (query) of an image becomes one row: boxes (2Q', 4) = subjects then objects,
-    labels (2Q',) dataset ids, verb_scores (Q', V) holding the kept scores (0 elsewhere).
-    """
-    names = [os.path.basename(r["file_name"]) for r in records]
-    if len(set(names)) != len(names):
-        names = [r["file_name"] for r in records]
-
-    def arrays():
-        yield "file_names", np.array(names)
-        for i, r in enumerate(records):
-            q = r["query"]
-            uq, inv = np.unique(q, return_inverse=True)
-            first = np.zeros(len(uq), np.int64)
-            first[inv[::-1]] = np.arange(len(q))[::-1]
-            nq = len(uq)
-            vs = np.zeros((nq, num_verbs), r["scores"].dtype)
-            vs[inv, r["verbs"]] = r["scores"]
-            yield f"boxes_{i}", np.concatenate([r["sub_boxes"][first], r["obj_boxes"][first]]).reshape(-1, 4)
-            yield f"labels_{i}", contig_to_dataset_id[np.concatenate([r["sub_labels"][first],
-                                                                       r["obj_labels"][first]])].astype(np.int64)
-            yield f"verb_scores_{i}", vs
-            yield f"sub_ids_{i}", np.arange(nq, dtype=np.int64)
-            yield f"obj_ids_{i}", np.arange(nq, 2 * nq, dtype=np.int64)
-
-    write_npz_atomic(path, arrays())
-
-
-def __getattr__(name):
-    # The Detectron2 evaluator lives in hico_evaluator.py so that the CLI never imports torch / detectron2.
-    if name == "HICOEvaluator":
-        from .hico_evaluator import HICOEvaluator
-
-        return HICOEvaluator
-    raise AttributeError(name)
 
 
 if __name__ == "__main__":

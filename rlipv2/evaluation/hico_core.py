@@ -28,12 +28,15 @@ candidate-GT join is a sorted-key search, and each class is one sort + cumsum.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .ap import MATLAB_COLON_THRESHOLDS, NUMPY_ARANGE_THRESHOLDS, eleven_point_ap, tp_fp_curve
+from .ap import MATLAB_COLON_THRESHOLDS, NUMPY_ARANGE_THRESHOLDS, per_class_eleven_point_ap
 from .boxes import check_boxes, iou_qpic, iou_voc
+from .plots import plot_per_class, write_per_class_csv
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,9 @@ __all__ = [
     "apply_triplet_nms",
     "evaluate_hoi",
     "HOIResult",
+    "score_hico",
+    "result_rows",
+    "write_reports",
 ]
 
 PROTOCOLS = ("qpic", "matlab")
@@ -156,6 +162,8 @@ class HOICandidates:
         if not parts:
             return _empty_candidates()
         out = HOICandidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in _CAND_FIELDS))
+        if len(out.image) < 2 or bool((out.image[1:] >= out.image[:-1]).all()):
+            return out  # parts already in image order (one shape group, images added in order)
         order = np.argsort(out.image, kind="stable")  # keeps the rank order inside each image
         return out.take(order)
 
@@ -388,47 +396,95 @@ def select_triplet_candidates(image: int, sub_boxes, obj_boxes, sub_labels, obj_
                          obj_labels[idx], verbs[idx], sc[idx], np.full(len(idx), -1, np.int64))
 
 
+def triplet_codes(cand: HOICandidates, num_objects: int, num_verbs: int) -> np.ndarray:
+    """(subject label, object label, verb) code of each candidate."""
+    return (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
+
+
+def image_group_ids(image: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """One int64 id per (image, code) pair (codes are non-negative)."""
+    if len(code) == 0:
+        return np.zeros(0, np.int64)
+    span = int(code.max()) + 1
+    if int(image.max()) < np.iinfo(np.int64).max // span - 1:
+        return image.astype(np.int64) * span + code
+    return np.unique(np.stack([image, code], 1), axis=0, return_inverse=True)[1].reshape(-1)
+
+
 def apply_triplet_nms(cand: HOICandidates, num_objects: int, num_verbs: int, thresh: float = 0.7,
-                      alpha: float = 1.0, beta: float = 0.5) -> HOICandidates:
-    """Per-image pairwise triplet NMS (CDN / RLIPv2 ``triplet_nms_filter``) after the top-k cut.
+                      alpha: float = 1.0, beta: float = 0.5, backend: str = "auto",
+                      grouped: bool = False) -> HOICandidates:
+    """Pairwise triplet NMS (CDN / RLIPv2 ``triplet_nms_filter``) after the top-k cut, all images at once.
 
-    Groups are (subject label, object label, verb); uses ``rlipv2.layers.triplet_nms``. The survivors keep
-    their rank order.
+    Groups are (image, subject label, object label, verb), all resolved in one call of
+    ``rlipv2.evaluation.nms.batched_triplet_nms`` (numpy, or the compiled op when torch is loaded).
+    Returns the survivors per image in descending score, ties in the official grouped list order
+    (``grouped=False``, what the HICO matching reads), or in that grouped order itself (``grouped=True``,
+    the list RLIPv2's OI evaluator works on).
     """
-    import torch
-
-    from rlipv2.layers.triplet_nms import triplet_nms
+    from .nms import batched_triplet_nms
 
     if len(cand) == 0:
         return cand
-    groups = (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
-    bounds = np.flatnonzero(np.diff(cand.image)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(cand)]))
-    keep = np.zeros(len(cand), bool)
-    sb = torch.from_numpy(np.ascontiguousarray(cand.sub_boxes, dtype=np.float64))
-    ob = torch.from_numpy(np.ascontiguousarray(cand.obj_boxes, dtype=np.float64))
-    sc = torch.from_numpy(np.ascontiguousarray(cand.scores, dtype=np.float64))
-    gr = torch.from_numpy(np.ascontiguousarray(groups, dtype=np.int64))
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        keep[a:b] = triplet_nms(sb[a:b], ob[a:b], sc[a:b], gr[a:b], thresh, alpha, beta, backend="pytorch").numpy()
-    cand = cand.take(np.nonzero(keep)[0])
+    code = triplet_codes(cand, num_objects, num_verbs)
+    same_image = cand.image[1:] == cand.image[:-1]
+    # candidates in (image, rank) order have non-increasing scores inside an image: a faster NMS sort
+    score_sorted = bool((~same_image | (cand.scores[1:] <= cand.scores[:-1])).all())
+    keep = batched_triplet_nms(cand.sub_boxes, cand.obj_boxes, cand.scores, image_group_ids(cand.image, code),
+                               thresh, alpha, beta, backend=backend, score_sorted=score_sorted)
+    kept = np.flatnonzero(keep)
     # the official list order after NMS: per image, groups in order of first appearance, each in descending
     # score (equal scores: later first); matching then re-sorts it stably by score, so ties keep it
-    grouped = cand.take(grouped_triplet_order(cand, num_objects, num_verbs))
-    return grouped.take(np.lexsort((np.arange(len(grouped)), -grouped.scores.astype(np.float64), grouped.image)))
+    image, code_k, scores = cand.image[kept], code[kept], cand.scores[kept]
+    tie = (image[1:] == image[:-1]) & (scores[1:] == scores[:-1])
+    if grouped and score_sorted:
+        # without equal scores in an image, the rank order inside a group is its visiting order and groups
+        # follow their first member; first positions grow with the image, so one sort does it
+        g = np.argsort(_first_of_group(image_group_ids(image, code_k)), kind="stable")
+        if tie.any():  # images with equal scores: the full rule, spliced into their (unchanged) blocks
+            sub = np.flatnonzero(np.isin(image, np.unique(image[1:][tie])))
+            slots = np.flatnonzero(np.isin(image[g], np.unique(image[1:][tie])))
+            g[slots] = sub[_grouped_order(image[sub], code_k[sub], scores[sub])]
+        return cand.take(kept[g])
+    if grouped or not score_sorted:
+        g = _grouped_order(image, code_k, scores)
+        if not grouped:
+            g = g[np.lexsort((np.arange(len(g)), -scores[g].astype(np.float64), image[g]))]
+        return cand.take(kept[g])
+    # rank order is already by descending score: only images with equal scores need the grouped tie order
+    if tie.any():
+        sub = np.flatnonzero(np.isin(image, np.unique(image[1:][tie])))
+        g = _grouped_order(image[sub], code_k[sub], scores[sub])
+        g = g[np.lexsort((np.arange(len(g)), -scores[sub][g].astype(np.float64), image[sub][g]))]
+        kept = kept.copy()
+        kept[sub] = kept[sub][g]  # the images' blocks stay where they are
+    return cand.take(kept)
+
+
+def _first_of_group(combo: np.ndarray) -> np.ndarray:
+    """For each entry, the position of the first entry with the same id."""
+    o = np.argsort(combo, kind="stable")
+    sc = combo[o]
+    head = np.r_[True, sc[1:] != sc[:-1]]
+    first_of_sorted = np.maximum.accumulate(np.where(head, np.arange(len(o)), 0))
+    first = np.empty(len(o), np.int64)
+    first[o] = o[first_of_sorted]
+    return first
+
+
+def _grouped_order(image: np.ndarray, code: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    if len(code) == 0:
+        return np.zeros(0, np.int64)
+    pos = np.arange(len(code))
+    # first position of each (image, code) group: candidates are in (image, rank) order
+    first = _first_of_group(image_group_ids(image, code))
+    return np.lexsort((-pos, -scores.astype(np.float64), first, image))
 
 
 def grouped_triplet_order(cand: HOICandidates, num_objects: int, num_verbs: int) -> np.ndarray:
     """Order of the official ``triplet_nms_filter`` output: per image, triplet groups in order of first
     appearance in the (rank-ordered) list, each group in descending score, equal scores later-first."""
-    if len(cand) == 0:
-        return np.zeros(0, np.int64)
-    code = (cand.sub_labels * num_objects + cand.obj_labels) * num_verbs + cand.verbs
-    pos = np.arange(len(cand))
-    combo = cand.image * (int(code.max()) + 1) + code
-    _, first_idx, inv = np.unique(combo, return_index=True, return_inverse=True)
-    return np.lexsort((-pos, -cand.scores.astype(np.float64), first_idx[inv], cand.image))
+    return _grouped_order(cand.image, triplet_codes(cand, num_objects, num_verbs), cand.scores)
 
 
 @dataclass
@@ -447,9 +503,18 @@ class HOIResult:
     summary: dict
 
 
-def _segments(sorted_keys: np.ndarray, keys: np.ndarray):
-    lo = np.searchsorted(sorted_keys, keys, "left")
-    hi = np.searchsorted(sorted_keys, keys, "right")
+def key_segments(sorted_keys: np.ndarray, keys: np.ndarray):
+    """[lo, hi) of each key in ``sorted_keys`` (empty where absent), with one search of the distinct keys."""
+    if len(sorted_keys) == 0:
+        z = np.zeros(len(keys), np.int64)
+        return z, z
+    head = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    uniq = sorted_keys[head]
+    end = np.r_[head[1:], len(sorted_keys)]
+    pos = np.minimum(np.searchsorted(uniq, keys), len(uniq) - 1)
+    found = uniq[pos] == keys
+    lo = np.where(found, head[pos], 0)
+    hi = np.where(found, end[pos], 0)
     return lo, hi
 
 
@@ -533,7 +598,7 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
     gsort = np.argsort(gt_key, kind="stable")  # keeps the hoi order inside a key
     gkeys = gt_key[gsort]
     ckey = (cand.image[rec_idx] * O + cand.obj_labels[rec_idx]) * V + cand.verbs[rec_idx]
-    lo, hi = _segments(gkeys, ckey)
+    lo, hi = key_segments(gkeys, ckey)
     cnt = hi - lo
     pair_c = np.repeat(rec_idx, cnt)
     start = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
@@ -570,29 +635,16 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
     _, first_hit = np.unique(tgt[hit], return_index=True)
     tp[hit[first_hit]] = 1
 
-    # ---- per-class AP
+    # ---- per-class AP (all classes at once; bit-identical to the per-class sort + cumsum + 11 points)
     rc = cand_class[rec_idx]
-    order = np.argsort(rc, kind="stable")
-    rc_sorted = rc[order]
-    scores_sorted = cand.scores[rec_idx][order]
-    tp_sorted = tp[order]
-    seg_lo, seg_hi = _segments(rc_sorted, np.arange(len(class_codes)))
     thresholds = MATLAB_COLON_THRESHOLDS if matlab else NUMPY_ARANGE_THRESHOLDS
     K = len(class_codes)
-    ap = np.zeros(K)
-    max_rec = np.zeros(K)
-    num_det = seg_hi - seg_lo
+    ap, max_rec, curves = per_class_eleven_point_ap(rc, cand.scores[rec_idx], tp, num_gt, thresholds, stable=matlab,
+                                                    keep_curves=keep_curves)
+    num_det = np.bincount(rc, minlength=K).astype(np.int64) if len(rc) else np.zeros(K, np.int64)
     num_tp = np.bincount(rc, weights=tp, minlength=K).astype(np.int64)
-    curves = {}
-    for k in range(K):
-        a, b = seg_lo[k], seg_hi[k]
-        if b == a:
-            continue
-        rec, prec = tp_fp_curve(scores_sorted[a:b], tp_sorted[a:b], int(num_gt[k]), stable=matlab)
-        ap[k] = eleven_point_ap(rec, prec, thresholds)
-        max_rec[k] = np.amax(rec) if num_gt[k] > 0 else 0.0
-        if keep_curves:
-            curves[k] = (rec, prec)
+    if curves is None:
+        curves = {}
 
     # ---- rare / non-rare split
     split = np.full(K, -1, np.int64)
@@ -633,3 +685,99 @@ def evaluate_hoi(gt: HOIGroundTruth, cand: HOICandidates, num_objects: int, num_
         f"num_classes_{split_names[1]}": float((split == 0).sum()),
     }
     return HOIResult(protocol, classes, num_gt, ap, max_rec, num_det, num_tp, split, curves, summary)
+
+
+# ------------------------------------------------------------------------------ scoring and reports
+
+
+def _class_pairs(correct_mat: np.ndarray) -> np.ndarray:
+    """Valid (verb, object) pairs of correct_mat in (object, verb) order: the matlab class list."""
+    v, o = np.nonzero(np.asarray(correct_mat) != 0)
+    order = np.lexsort((v, o))
+    return np.stack([v[order], o[order]], 1)
+
+
+def score_hico(gt: HOIGroundTruth, cand: HOICandidates, correct_mat: np.ndarray, *, protocol: str = "qpic",
+               train_counts: Counter | None = None, rare_pairs=None, nonrare_pairs=None, zero_shot=None,
+               nms: bool = False, nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
+               known_object: bool = False, pred_box_offset: float | None = None,
+               keep_curves: bool = True) -> HOIResult:
+    """Score candidates (already cut to the top-k) under ``protocol`` and return the per-class result.
+
+    The rare split comes from ``train_counts`` (training hoi count per (subject, object, verb) triplet:
+    rare < 10; the matlab protocol sums over subjects per (object, verb) class and counts classes absent
+    from training as rare) or from explicit (verb, object) ``rare_pairs`` / ``nonrare_pairs``.
+    ``zero_shot`` = (unseen pairs, seen pairs or None) replaces it by Unseen / Seen.
+    """
+    correct_mat = np.asarray(correct_mat)
+    nv, no = correct_mat.shape
+    if nms:
+        cand = apply_triplet_nms(cand, no, nv, nms_thresh, nms_alpha, nms_beta)
+    kw = dict(num_objects=no, num_verbs=nv, protocol=protocol, known_object=known_object,
+              pred_box_offset=pred_box_offset, keep_curves=keep_curves)
+    if protocol == "matlab":
+        kw["class_pairs"] = _class_pairs(correct_mat)
+    if zero_shot is not None:
+        unseen, seen = zero_shot
+        if seen is None:
+            us = {tuple(p) for p in unseen}
+            seen = [tuple(p) for p in _class_pairs(correct_mat).tolist() if tuple(p) not in us]
+        return evaluate_hoi(gt, cand, rare_pairs=unseen, nonrare_pairs=seen, split_names=("unseen", "seen"), **kw)
+    rare_t = non_t = None
+    if train_counts is not None:
+        if protocol == "qpic":
+            rare_t = [t for t, c in train_counts.items() if c < 10]
+            non_t = [t for t, c in train_counts.items() if c >= 10]
+        else:
+            pair_counts = Counter()
+            for (_, o, v), c in train_counts.items():
+                pair_counts[(v, o)] += c
+            cls = [tuple(p) for p in _class_pairs(correct_mat).tolist()]
+            rare_pairs = [p for p in cls if pair_counts[p] < 10]
+            nonrare_pairs = [p for p in cls if pair_counts[p] >= 10]
+    return evaluate_hoi(gt, cand, rare_triplets=rare_t, nonrare_triplets=non_t, rare_pairs=rare_pairs,
+                        nonrare_pairs=nonrare_pairs, **kw)
+
+
+def result_rows(result: HOIResult, object_names=None, verb_names=None, train_counts=None, split_names=None):
+    """Per-class rows for the CSV: class, names, GT count, training count, AP, max recall, split."""
+    split_names = split_names or ("rare", "non_rare")
+    rows, names, counts = [], [], []
+    pair_counts = Counter()
+    if train_counts:
+        for (_, o, v), c in train_counts.items():
+            pair_counts[(v, o)] += c
+    for k, (s, o, v) in enumerate(result.classes.tolist()):
+        oname = object_names[o] if object_names is not None else str(o)
+        vname = verb_names[v] if verb_names is not None else str(v)
+        sname = (object_names[s] if object_names is not None else str(s)) if s >= 0 else "*"
+        if train_counts is None:
+            n_train = -1
+        elif s >= 0:
+            n_train = int(train_counts.get((s, o, v), 0))
+        else:
+            n_train = int(pair_counts.get((v, o), 0))
+        split = {1: split_names[0], 0: split_names[1]}.get(int(result.split[k]), "")
+        name = f"{sname} {vname} {oname}"
+        names.append(name)
+        counts.append(n_train)
+        rows.append({"class": name, "subject": s, "object": o, "verb": v, "num_gt": int(result.num_gt[k]),
+                     "num_train": n_train, "num_det": int(result.num_det[k]), "ap": float(result.ap[k]),
+                     "max_recall": float(result.max_recall[k]), "split": split})
+    return rows, names, (np.asarray(counts) if train_counts is not None else None)
+
+
+CSV_COLUMNS = ["class", "subject", "object", "verb", "num_gt", "num_train", "num_det", "ap", "max_recall", "split"]
+
+
+def write_reports(output_dir, result: HOIResult, object_names=None, verb_names=None, train_counts=None,
+                  prefix="hico", split_names=None) -> None:
+    """Per-class CSV and PNG (AP vs training instances, best / worst PR curves) in ``output_dir``."""
+    rows, names, counts = result_rows(result, object_names, verb_names, train_counts, split_names)
+    out = Path(output_dir)
+    write_per_class_csv(out / f"{prefix}_per_class_ap.csv", rows, CSV_COLUMNS)
+    try:
+        plot_per_class(out / f"{prefix}_per_class_ap.png", names, result.ap, counts, result.curves,
+                       title=f"{result.protocol} protocol")
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        logger.warning("matplotlib missing: no per-class plot")

@@ -1,8 +1,8 @@
 """``HICOEvaluator``: the Detectron2 DatasetEvaluator for HICO-DET-style HOI detection.
 
-Kept apart from ``hico.py`` (the CLI and scoring functions) so that offline scoring never imports
-torch or detectron2. ``rlipv2.evaluation.HICOEvaluator`` and ``rlipv2.evaluation.hico.HICOEvaluator``
-both resolve here.
+Layering: it imports the scoring core (``hico_core``, ``hico_io``) only, like the CLI (``hico.py``), so
+that offline scoring never imports torch or detectron2 and neither layer imports the other.
+``rlipv2.evaluation.HICOEvaluator`` resolves here.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 from detectron2.evaluation import DatasetEvaluator
 
-from .hico import score_hico, write_hico_npz, write_reports
-from .hico_core import PROTOCOLS, HOICandidates, HOIGroundTruth, topk_stable
-from .hico_io import write_json_atomic
+from .hico_core import PROTOCOLS, HOICandidates, HOIGroundTruth, score_hico, topk_stable, write_reports
+from .hico_io import write_hico_npz, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +30,13 @@ class HICOEvaluator(DatasetEvaluator):
     that were processed, writes ``hico_predictions.npz`` (the raw per-query format of the CLI, so a run
     can be re-scored offline), ``hico_results.json`` and the per-class CSV / PNG into ``output_dir``,
     and returns ``{"hoi": {"mAP": ..., "mAP_rare": ..., "mAP_non_rare": ..., "mean_max_recall": ...}}``
-    (``mAP_unseen`` / ``mAP_seen`` for zero-shot). Non-main ranks return ``{}``.
+    (``mAP_unseen`` / ``mAP_seen`` for zero-shot), as fractions (0-1); the log line says them in percent.
+    Non-main ranks return ``{}``.
+
+    ``hico_predictions.npz`` describes itself (``meta_*`` arrays: vocabulary texts and ids, the
+    correct-mat, the rare split and its source, protocol, top-k, NMS, Known-Object, zero-shot split,
+    the dataset's annotation file), so that ``python -m rlipv2.evaluation.hico --pred
+    hico_predictions.npz`` re-scores it with the same numbers and no other flag.
 
     Metadata used: ``correct_mat`` (default: all ones), ``rare_triplets`` / ``nonrare_triplets``
     ((predicate, object) pairs), ``zero_shot_unseen_triplets`` (when ``zero_shot=True``),
@@ -39,7 +44,7 @@ class HICOEvaluator(DatasetEvaluator):
     """
 
     def __init__(self, dataset_name: str, output_dir: str | None = None, *, protocol: str = "qpic",
-                 top_k: int = 100, keep_per_image: int | None = None, use_nms: bool = False,
+                 top_k: int | None = None, keep_per_image: int | None = None, use_nms: bool = False,
                  nms_thresh: float = 0.7, nms_alpha: float = 1.0, nms_beta: float = 0.5,
                  known_object: bool = False, zero_shot: bool = False, distributed: bool = True,
                  write_outputs: bool = True):
@@ -50,7 +55,8 @@ class HICOEvaluator(DatasetEvaluator):
         self.dataset_name = dataset_name
         self.output_dir = output_dir
         self.protocol = protocol
-        self.top_k = int(top_k)
+        # the protocol's per-image rule unless given: 100 for qpic, no cap for matlab (as the CLI)
+        self.top_k = int(top_k) if top_k is not None else {"qpic": 100, "matlab": 0}[protocol]
         self.keep = int(keep_per_image) if keep_per_image is not None else self.top_k
         if self.top_k > 0 and 0 < self.keep < self.top_k:
             raise ValueError("keep_per_image must be >= top_k")
@@ -101,9 +107,16 @@ class HICOEvaluator(DatasetEvaluator):
                 raise ValueError(f"{where}: pair indices out of range [0, {len(boxes)})")
             if len(labels) and (labels.min() < 0 or labels.max() >= self.num_objects):
                 raise ValueError(f"{where}: pred_classes out of range [0, {self.num_objects})")
-            scores = rs * self.valid_T[labels[obj]].astype(rs.dtype) if q else rs
+            if self.protocol == "matlab" and q:
+                # the MATLAB protocol scores valid (verb, object) pairs only: keep the top ones of those
+                # (all of them without a cap), as the CLI selects them
+                scores = np.where(self.valid_T[labels[obj]], rs, np.array(-np.inf, rs.dtype))
+            else:
+                scores = rs * self.valid_T[labels[obj]].astype(rs.dtype) if q else rs
             flat = scores.reshape(1, -1)
             top = topk_stable(flat, self.keep)[0] if flat.size else np.zeros(0, np.int64)
+            if self.protocol == "matlab":
+                top = top[np.isfinite(flat[0, top])]
             qi, vi = np.divmod(top, self.num_verbs)
             self._predictions.append({
                 "file_name": name, "image_id": inp.get("image_id"),
@@ -179,11 +192,12 @@ class HICOEvaluator(DatasetEvaluator):
                             **self.nms)
         split = ("unseen", "seen") if self.zero_shot else ("rare", "non_rare")
         s = result.summary
-        logger.info("HICO-DET %s [%s protocol%s]: mAP %.4f %s %.4f %s %.4f mean max recall %.4f", self.dataset_name,
-                    self.protocol, ", known object" if self.known_object else "", s["mAP"], split[0],
-                    s["mAP_" + split[0]], split[1], s["mAP_" + split[1]], s["mean_max_recall"])
+        logger.info("HICO-DET %s [%s protocol%s]: mAP %.2f%% %s %.2f%% %s %.2f%% mean max recall %.2f%%",
+                    self.dataset_name, self.protocol, ", known object" if self.known_object else "", 100 * s["mAP"],
+                    split[0], 100 * s["mAP_" + split[0]], split[1], 100 * s["mAP_" + split[1]],
+                    100 * s["mean_max_recall"])
         if self.output_dir and self.write_outputs:
-            self._write(uniq, gt, result, split)
+            self._write(uniq, gt, result, split, rare_pairs, non_pairs, zero_shot)
         return {"hoi": {k: float(v) for k, v in s.items()}}
 
     def _candidates(self, gt, uniq) -> HOICandidates:
@@ -201,17 +215,50 @@ class HICOEvaluator(DatasetEvaluator):
                                        p["verbs"][order], p["scores"][order], p["query"][order]))
         return HOICandidates.concatenate(parts)
 
-    def _write(self, uniq, gt, result, split):
-        out = Path(self.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        id_map = getattr(self.meta, "thing_dataset_id_to_contiguous_id", None)
-        contig_to_ds = np.arange(self.num_objects)
+    def _id_table(self, key: str, n: int) -> np.ndarray:
+        """Contiguous id -> dataset id from a ``*_dataset_id_to_contiguous_id`` metadata map."""
+        table = np.arange(n)
+        id_map = getattr(self.meta, key, None)
         if id_map:
             for ds, c in id_map.items():
-                contig_to_ds[int(c)] = int(ds)
-        write_hico_npz(out / "hico_predictions.npz", list(uniq.values()), self.num_verbs, contig_to_ds)
+                table[int(c)] = int(ds)
+        return table
+
+    def prediction_meta(self, rare_pairs=None, non_pairs=None, zero_shot=None) -> dict:
+        """The self-description stored in ``hico_predictions.npz`` (``hico_io.PREDICTION_META``)."""
+        pairs = lambda ps: np.asarray([tuple(p) for p in ps], np.int64).reshape(-1, 2)  # noqa: E731
+        meta = {
+            "format_version": 1,
+            "object_ids": self._id_table("thing_dataset_id_to_contiguous_id", self.num_objects),
+            "verb_ids": self._id_table("predicate_dataset_id_to_contiguous_id", self.num_verbs),
+            "correct_mat": (self.correct_mat != 0).astype(np.uint8),
+            "protocol": self.protocol, "top_k": self.top_k,
+            "nms": np.array([float(self.nms["nms"]), self.nms["nms_thresh"], self.nms["nms_alpha"],
+                             self.nms["nms_beta"]], np.float64),
+            "known_object": int(self.known_object),
+        }
+        if len(self.object_names) == self.num_objects and len(self.verb_names) == self.num_verbs:
+            meta["object_names"], meta["verb_names"] = np.array(self.object_names), np.array(self.verb_names)
+        if zero_shot is not None:
+            meta["zero_shot_unseen"] = pairs(zero_shot[0])
+        elif rare_pairs is not None:
+            meta["rare_pairs"] = pairs(rare_pairs)
+            meta["nonrare_pairs"] = pairs(non_pairs or [])
+            meta["rare_source"] = str(getattr(self.meta, "rare_source", f"metadata rare_triplets of "
+                                                                       f"{self.dataset_name}"))
+        json_file = getattr(self.meta, "json_file", None)
+        if json_file and getattr(self.meta, "annotation_format", "hico") == "hico":
+            meta["gt_file"] = str(json_file)
+        return meta
+
+    def _write(self, uniq, gt, result, split, rare_pairs=None, non_pairs=None, zero_shot=None):
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_hico_npz(out / "hico_predictions.npz", list(uniq.values()), self.num_verbs,
+                       self._id_table("thing_dataset_id_to_contiguous_id", self.num_objects),
+                       meta=self.prediction_meta(rare_pairs, non_pairs, zero_shot))
         write_json_atomic(out / "hico_results.json", {
             "protocol": self.protocol, "setting": "known_object" if self.known_object else "default",
             "zero_shot": self.zero_shot, "top_k": self.top_k, "nms": self.nms, "num_images": gt.num_images,
-            "hoi": result.summary})
+            "unit": "fraction (0-1)", "hoi": result.summary})
         write_reports(out, result, self.object_names or None, self.verb_names or None, None, "hico", split)

@@ -16,11 +16,22 @@ from detectron2.evaluation import DatasetEvaluator
 
 from .hico_core import HOIGroundTruth, topk_stable
 from .hico_io import write_json_atomic, write_npz_atomic
-from .oi import evaluate_oi, write_oi_reports
+from .oi_core import evaluate_oi, write_oi_reports
 from .plots import plot_per_class, write_per_class_csv
+from .units import is_count
 from .vg import VGRecallAccumulator
 
 logger = logging.getLogger(__name__)
+
+
+def _percent_text(metrics: dict) -> str:
+    """Metrics for the log: percent with two decimals (counts as they are); returned dicts keep fractions."""
+    return ", ".join(f"{k} {v:.0f}" if is_count(k) else f"{k} {100 * float(v):.2f}%" for k, v in metrics.items())
+
+
+def _percent_text(metrics: dict) -> str:
+    """Metrics for the log: percent with two decimals (counts as they are); returned dicts keep fractions."""
+    return ", ".join(f"{k} {v:.0f}" if is_count(k) else f"{k} {100 * float(v):.2f}%" for k, v in metrics.items())
 
 __all__ = ["OISGGEvaluator", "VGSGGEvaluator"]
 
@@ -149,7 +160,7 @@ class OISGGEvaluator(_SGGEvaluatorBase):
             write_json_atomic(out / "oi_results.json", {"protocol": self.protocol, "oi": res["oi"]})
             _write_sgg_npz(out / "oi_predictions.npz", list(uniq.items()), "rel_scores")
             write_oi_reports(out, res["per_class"], self.protocol)
-        logger.info("Open Images [%s protocol] %s", self.protocol, res["oi"])
+        logger.info("Open Images [%s protocol], percent: %s", self.protocol, _percent_text(res["oi"]))
         return {"oi": {k: float(v) for k, v in res["oi"].items()}}
 
 
@@ -186,7 +197,7 @@ class VGSGGEvaluator(_SGGEvaluatorBase):
             write_per_class_csv(out / "vg_per_predicate_recall.csv", rows, ["predicate", "R@100"])
             plot_per_class(out / "vg_per_predicate_recall.png", names, rec,
                            np.asarray(counts) if counts is not None else None, {}, metric="R@100")
-        logger.info("Visual Genome SGDet: %s", res)
+        logger.info("Visual Genome SGDet, percent: %s", _percent_text(res))
         return {"sgg": {k: float(v) for k, v in res.items()}}
 
 

@@ -24,9 +24,15 @@ import numpy as np
 from detectron2.evaluation import DatasetEvaluator
 
 from .hico_io import METADATA_DIR, write_json_atomic, write_npz_atomic
-from .vcoco import VCOCODetections, evaluate_vcoco, load_vcoco_gt, write_vcoco_reports
+from .units import is_count
+from .vcoco_core import VCOCODetections, evaluate_vcoco, load_vcoco_gt, write_vcoco_reports
 
 logger = logging.getLogger(__name__)
+
+
+def _percent_text(metrics: dict) -> str:
+    """Metrics for the log: percent with two decimals (counts as they are); returned dicts keep fractions."""
+    return ", ".join(f"{k} {v:.0f}" if is_count(k) else f"{k} {100 * float(v):.2f}%" for k, v in metrics.items())
 
 __all__ = ["VCOCOEvaluator"]
 
@@ -117,7 +123,7 @@ class VCOCOEvaluator(DatasetEvaluator):
             self._write_pickle(out / "vcoco_detections.pkl", det)
             write_json_atomic(out / "vcoco_results.json", res)
             write_vcoco_reports(out, res)
-        logger.info("V-COCO (vsrl_eval protocol): %s", res["vcoco"])
+        logger.info("V-COCO (vsrl_eval protocol), percent: %s", _percent_text(res["vcoco"]))
         return {"vcoco": {k: float(v) for k, v in res["vcoco"].items()}}
 
     def _write_pickle(self, path, det: VCOCODetections):

@@ -124,12 +124,3 @@ class VGRecallAccumulator:
 
     def per_predicate_recall(self, k=100) -> np.ndarray:
         return np.array([np.mean(v) if v else 0.0 for v in self.per_pred[k]])
-
-
-def __getattr__(name):
-    if name == "VGSGGEvaluator":
-        from .sgg_evaluator import VGSGGEvaluator
-
-        return VGSGGEvaluator
-    raise AttributeError(name)
-

@@ -22,31 +22,10 @@ from torch import nn
 from rlipv2.layers import MSDeformAttn
 
 from .alif_fusion import GatedBiAttentionFusion
+from .text_config import fusion_lang_config
 
 __all__ = ["DeformableEncoderLayer", "FeatureResizer", "ALIFEncoder", "flatten_levels", "get_valid_ratio",
            "fusion_lang_config"]
-
-
-def fusion_lang_config(config, lang_dim: int = 768, attn_implementation: str = "eager"):
-    """Config of the fusion RoBERTa layers: the text encoder's config (an object, or a Hugging Face
-    name / local directory as in the official ``RobertaConfig.from_pretrained(text_encoder_type)``),
-    resized to ``lang_dim`` when the encoder is wider or narrower (4x FFN, heads dividing the width)."""
-    import copy
-
-    if isinstance(config, str):
-        from transformers import AutoConfig
-
-        from .text_encoder import hf_offline
-
-        config = AutoConfig.from_pretrained(config, local_files_only=hf_offline())
-    cfg = copy.deepcopy(config)
-    if int(cfg.hidden_size) != lang_dim:
-        cfg.hidden_size = lang_dim
-        cfg.intermediate_size = 4 * lang_dim
-        if lang_dim % cfg.num_attention_heads != 0:
-            cfg.num_attention_heads = max(h for h in range(1, 17) if lang_dim % h == 0)
-    cfg._attn_implementation = attn_implementation
-    return cfg
 
 
 class DeformableEncoderLayer(nn.Module):

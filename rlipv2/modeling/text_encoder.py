@@ -13,18 +13,12 @@ counter of every parameter), so any weight update or ``load_state_dict`` drops i
 """
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
+from .text_config import fusion_lang_config, hf_offline
+
 __all__ = ["HFTextEncoder", "hf_offline"]
-
-
-def hf_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) asks for local files only."""
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _autocast_state(device: torch.device):
@@ -99,8 +93,6 @@ class HFTextEncoder(nn.Module):
 
     def fusion_layer_config(self, hidden_size: int | None = None, attn_implementation: str = "eager"):
         """A copy of the encoder config for the ALIF language layers (width ``hidden_size``)."""
-        from .alif_encoder import fusion_lang_config
-
         return fusion_lang_config(self.model.config, hidden_size or self.output_dim, attn_implementation)
 
     def _weights_fingerprint(self):

@@ -9,16 +9,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import math
 import os
 import pickle
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["INPUT_ERRORS", "run_cli", "finite_float", "float_in", "unit_interval", "nonnegative_float",
-           "positive_float", "int_at_least", "positive_int", "nonnegative_int"]
+__all__ = ["INPUT_ERRORS", "run_cli", "input_from", "finite_float", "float_in", "unit_interval", "nonnegative_float",
+           "positive_float", "int_at_least", "positive_int", "nonnegative_int", "json_list_or_file", "keyword_or"]
 
 #: Errors that mean "the input is bad" (a file, a field, a shape); anything else is a bug and keeps its traceback.
 #: (``pickle.UnpicklingError`` covers checkpoints refused as unsafe: ``UnsafeCheckpointError``.)
@@ -42,6 +44,28 @@ def run_cli(main: Callable[[Sequence[str]], Any], prog: str, argv: Sequence[str]
         print(f"{prog}: error: {type(e).__name__}: {msg}", file=sys.stderr)
         return 2
     return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
+
+
+@contextlib.contextmanager
+def input_from(flag: str, expected: str) -> Iterator[None]:
+    """Name the command-line option an input error comes from, and the format it expects.
+
+    ``with input_from("--gt", "test_hico.json (community HICO-DET format)"): load(...)`` turns
+    ``ValueError: x.json record 3: ...`` into ``ValueError: --gt x.json record 3: ...; expected
+    test_hico.json (...)``, keeping the exception type (so :func:`run_cli` still exits with status 2).
+    Messages that already start with an option (``--...``) get only the expected format appended.
+    """
+    try:
+        yield
+    except INPUT_ERRORS as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        text = str(msg) if str(msg).startswith("--") else f"{flag}: {msg}"
+        text += f" (expected: {expected})"
+        try:
+            err = type(e)(text)
+        except Exception:  # an exception type with another signature: keep the class family
+            err = ValueError(text)
+        raise err from e
 
 
 # ------------------------------------------------------------------------------ argparse types
@@ -112,3 +136,34 @@ positive_int.__name__ = "positive integer"
 #: An integer >= 0.
 nonnegative_int = int_at_least(0)
 nonnegative_int.__name__ = "non-negative integer"
+
+
+def json_list_or_file(text: str) -> list | str:
+    """An inline JSON list (``[1, 2, 3]``) or the path of an existing file (read by the caller)."""
+    t = text.strip()
+    if t.startswith("["):
+        try:
+            v = json.loads(t)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid JSON list ({e.msg}); expected e.g. "
+                                             "'[1, 2, 3]' or a file path") from None
+        if not isinstance(v, list):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a JSON list")
+        return v
+    if not os.path.isfile(t):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a JSON list (e.g. '[1, 2, 3]') nor an existing file")
+    return t
+
+
+def keyword_or(keywords: Sequence[str], other: Callable[[str], Any]) -> Callable[[str], Any]:
+    """One of ``keywords`` (returned as is), else ``other(text)`` (e.g. :func:`json_list_or_file`)."""
+    def parse(text: str) -> Any:
+        if text in keywords:
+            return text
+        try:
+            return other(text)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e}; or one of {', '.join(keywords)}") from None
+
+    parse.__name__ = " | ".join(keywords) + " | " + getattr(other, "__name__", "value")
+    return parse

@@ -1,5 +1,7 @@
 // CPU kernel of triplet (pairwise) NMS: greedy NMS inside each group of HOI predictions, where the
 // overlap of two predictions is IoU(sub)^alpha * IoU(obj)^beta ("+1 pixel" areas, float64).
+// Groups are arbitrary int64 codes, so one call handles every (image, triplet class) group of a whole
+// test set (rlipv2.evaluation.nms.batched_triplet_nms).
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -19,6 +21,17 @@ inline double iou_plus1(const double* a, const double* b) {
   const double h = std::max(0.0, std::min(a[3], b[3]) - std::max(a[1], b[1]) + 1);
   const double inter = w * h;
   return inter / (area_a + area_b - inter);
+}
+
+// x ** e as NumPy computes it for an array and a scalar exponent: its fast paths give exactly x for 1,
+// sqrt(x) for 0.5 and x * x for 2 (std::pow may differ from sqrt in the last bit), so that this
+// kernel and the numpy implementation (rlipv2/evaluation/nms.py) agree bit for bit.
+inline double power_like_numpy(double x, double e) {
+  if (e == 1.0) return x;
+  if (e == 0.5) return std::sqrt(x);
+  if (e == 2.0) return x * x;
+  if (e == 0.0) return 1.0;
+  return std::pow(x, e);
 }
 
 }  // namespace
@@ -69,8 +82,8 @@ at::Tensor triplet_nms_cpu(const at::Tensor& sub_boxes, const at::Tensor& obj_bo
       for (int64_t b = a + 1; b < seg_end; ++b) {
         if (removed[b]) continue;
         const int64_t j = order[b];
-        const double ovr = std::pow(iou_plus1(sp + 4 * i, sp + 4 * j), alpha) *
-                           std::pow(iou_plus1(op + 4 * i, op + 4 * j), beta);
+        const double ovr = power_like_numpy(iou_plus1(sp + 4 * i, sp + 4 * j), alpha) *
+                           power_like_numpy(iou_plus1(op + 4 * i, op + 4 * j), beta);
         if (!(ovr <= thresh)) removed[b] = 1;  // NaN overlaps suppress, as in the official loop
       }
     }

@@ -24,6 +24,15 @@ __device__ __forceinline__ double iou_plus1(const double* a, const double* b) {
   return inter / (area_a + area_b - inter);
 }
 
+// x ** e with NumPy's fast paths (exact for 1, sqrt for 0.5, x * x for 2), as the CPU kernel.
+__device__ __forceinline__ double power_like_numpy(double x, double e) {
+  if (e == 1.0) return x;
+  if (e == 0.5) return sqrt(x);
+  if (e == 2.0) return x * x;
+  if (e == 0.0) return 1.0;
+  return pow(x, e);
+}
+
 __global__ void suppression_mask_kernel(int64_t n, const double* __restrict__ sub, const double* __restrict__ obj,
                                         const int64_t* __restrict__ groups, double thresh, double alpha, double beta,
                                         unsigned long long* __restrict__ mask, int64_t col_blocks) {
@@ -51,7 +60,8 @@ __global__ void suppression_mask_kernel(int64_t n, const double* __restrict__ su
     unsigned long long bits = 0;
     for (int64_t j = row_block == col_block ? threadIdx.x + 1 : 0; j < cols; ++j) {
       if (s_group[j] != gi) continue;
-      const double ovr = pow(iou_plus1(si, s_sub + j * 4), alpha) * pow(iou_plus1(oi, s_obj + j * 4), beta);
+      const double ovr =
+          power_like_numpy(iou_plus1(si, s_sub + j * 4), alpha) * power_like_numpy(iou_plus1(oi, s_obj + j * 4), beta);
       if (!(ovr <= thresh)) bits |= 1ULL << j;
     }
     mask[i * col_blocks + col_block] = bits;
