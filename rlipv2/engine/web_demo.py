@@ -184,8 +184,9 @@ class WebDemoHandler:
             return int(number)
         return number
 
-    def read_images(self, files: Any) -> list[tuple[np.ndarray, str]]:
-        """Uploaded files -> [(H, W, 3) uint8 RGB, name]; every image is checked before any is run."""
+    def read_images(self, files: Any) -> list[tuple[np.ndarray, str, tuple[int, int]]]:
+        """Uploaded files -> [(H, W, 3) uint8 RGB, name, (height, width) of the file)]; every image is checked
+        before any is run. A large image may be decoded shrunk; boxes are still reported in the file's pixels."""
         if files is None or (isinstance(files, (list, tuple)) and len(files) == 0):
             raise WebDemoError("images: none given; upload one or more images")
         if not isinstance(files, (list, tuple)):
@@ -195,10 +196,11 @@ class WebDemoHandler:
         out = []
         for item in files:
             path, name = _file_path_and_name(item)
-            out.append((self._read_image(path, name), name))
+            image, size = self._read_image(path, name)
+            out.append((image, name, size))
         return out
 
-    def _read_image(self, path: str, name: str) -> np.ndarray:
+    def _read_image(self, path: str, name: str) -> tuple[np.ndarray, tuple[int, int]]:
         def fail(reason: str):
             raise WebDemoError(f"image '{name}': {reason.replace(path, name)}") from None
 
@@ -216,11 +218,11 @@ class WebDemoHandler:
         if width == 0 or height == 0:
             fail(f"empty image ({width}x{height})")
         try:
-            image, _ = self.predictor.read_image(path)
+            image, _, size = self.predictor.load_image(path)
         except ValueError as e:  # truncated or corrupt data, found while decoding
             cause = e.__cause__ or e
             fail(f"cannot decode it ({type(cause).__name__}: {_one_line(cause)})")
-        return image
+        return image, size
 
     # ---------------------------------------------------------------------------------------- request
     def __call__(self, files: Any, objects: Any, relations: Any, score_thresh: Any = 0.3, top_k: Any = 20
@@ -248,10 +250,10 @@ class WebDemoHandler:
         results, drawings, used = [], [], set()
         with self._lock:  # one request at a time on the model: it holds the vocabulary between the two calls
             misses = getattr(cache, "cache_misses", None)
-            for image, name in images:
+            for image, name, size in images:
                 result, drawing = detect_and_draw(
                     self.predictor, image, name, objects, relations, score_thresh=score_thresh, top_k=top_k,
-                    max_draw=self.max_draw, draw_min_size=self.draw_min_size)
+                    max_draw=self.max_draw, draw_min_size=self.draw_min_size, original_size=size)
                 result["visualization"] = drawing_name(name, used)
                 results.append(result)
                 drawings.append((drawing, result["visualization"]))

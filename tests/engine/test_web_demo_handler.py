@@ -264,3 +264,22 @@ def test_demo_outputs_helpers():
 def test_handler_needs_a_predictor_or_a_reason():
     with pytest.raises(ValueError, match="needs a predictor or the load_error"):
         WebDemoHandler(None)
+
+
+def test_large_images_are_reported_in_the_files_pixels(handler, tmp_path):
+    """A large JPEG is decoded shrunk (to the model's input size); its boxes are still in the file's pixels, as in
+    tools/demo.py."""
+    path = tmp_path / "large.jpg"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (512, 640, 3), dtype=np.uint8)).save(path)
+    shrunk, _, size = handler.predictor.load_image(str(path))
+    assert size == (512, 640) and shrunk.shape[0] < 512  # the case under test: decoded shrunk
+    res = handler([str(path)], OBJECTS, RELATIONS, 0.0, 3)
+    im = res.document["images"][0]
+    assert (im["height"], im["width"]) == (512, 640)
+    expected = handler.predictor.predict_rgb(shrunk, "large.jpg", ["person", "bicycle", "cup", "dog"],
+                                             ["hold", "ride", "sit on"], score_thresh=0.0, top_k=3,
+                                             original_size=size)
+    got = [t["subject"]["box"] + t["object"]["box"] for t in im["triplets"]]
+    want = [t["subject"]["box"] + t["object"]["box"] for t in expected["triplets"]]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert max(max(b) for b in got) > shrunk.shape[1]  # not the shrunk copy's pixels
