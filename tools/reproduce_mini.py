@@ -68,7 +68,8 @@ TARGETS = {
 }
 # console lines worth showing while a stage runs (everything goes to its log file)
 _PROGRESS = re.compile(r"eta:|Overall training speed|Evaluation results|mAP|Pseudo-label summary|precision|"
-                       r"^\s*(images|relations):|error|Error|Traceback|\|\s*\d+/\d+")
+                       r"^\s*(images|relations):|error|Error|Traceback|\|\s*\d+/\d+|"
+                       r"^\s*\d\.\d+\s+\d+\s+[\d.]+%\s+[\d.]+%$")  # the pseudo-label precision/recall curve
 
 
 @dataclass
