@@ -17,8 +17,9 @@ What is reproduced (``vsrl_eval._do_eval``):
 Where vsrl_eval crashes (an action without positives, an action without any scored detection, an image
 with detections but no valid GT person), this module does not: AP is NaN (no positive) or 0 (no
 detection), detections in images without persons are false positives, and the cases are reported in
-``notes``. Ties between equal scores follow NumPy's ``argsort()[::-1]`` on a stable sort (later entries
-first); the original's order for ties depends on NumPy's unstable sort.
+``notes``. Ties between equal scores are ordered as vsrl_eval orders them: by NumPy's own (unstable)
+``argsort()[::-1]``, called on the same float32 arrays in the same order (each image's scores in detection
+order; each class's appended scores), so the metrics are identical to the original's on the same NumPy.
 Detections are indexed by image once (O(total)), instead of one scan of the whole list per image.
 """
 from __future__ import annotations
@@ -303,44 +304,44 @@ def evaluate_vcoco(gt: VCOCOGroundTruth, det: VCOCODetections, ovr_thresh: float
     jm = np.where(no_person, 0, jmax)
     good_person = ~no_person & (ovmax >= ovr_thresh)
     npos = (gt.person_actions == 1).sum(0)
-    # final per-class order of vsrl_eval (argsort()[::-1] of a stable ascending sort over the appended
-    # list: image order, then score descending / later detection first) == (score desc, image desc, index asc);
-    # sorted with the fast unstable sort, then runs of equal scores re-ordered by that tie key
-    tie_rank = np.empty(d, np.int64)
-    tie_rank[np.lexsort((np.arange(d), -img))] = np.arange(d)
+    img_major = img.astype(np.uint64) << np.uint64(32)
 
-    def final_order(idx, scores):
-        s_ = scores[idx]
-        o = idx[np.argsort(-s_)]
-        ss = scores[o]
-        eq = ss[1:] == ss[:-1]
-        if eq.any():
-            run = np.r_[False, eq] | np.r_[eq, False]
-            pos = np.flatnonzero(run)
-            o[pos] = o[pos][np.lexsort((tie_rank[o[pos]], -ss[pos]))]
+    def visiting_order(scores):
+        """Detections with a score, in the order vsrl_eval visits them: images in GT order, and in each image
+        ``scores.argsort()[::-1]`` over that image's float32 scores in detection order (NaN dropped)."""
+        valid = np.flatnonzero(~np.isnan(scores))
+        bits = (scores[valid] + np.float32(0)).view(np.uint32)  # + 0: -0.0 sorts as 0.0, as in comparisons
+        desc = np.where(bits >> 31 == 1, bits, ~bits & np.uint32(0x7FFFFFFF))  # ascending uint32 = descending score
+        o = valid[np.argsort(img_major[valid] | desc.astype(np.uint64))]  # (image, score desc); ties fixed below
+        tied = (img[o][1:] == img[o][:-1]) & (scores[o][1:] == scores[o][:-1])
+        if tied.any():  # ties in an image: its own argsort decides, as in vsrl_eval (NumPy's unstable sort)
+            starts = np.searchsorted(img[o], img[o][1:][tied], "left")
+            ends = np.searchsorted(img[o], img[o][1:][tied], "right")
+            for a, b in set(zip(starts.tolist(), ends.tolist())):
+                members = np.sort(o[a:b])
+                o[a:b] = members[np.argsort(scores[members])[::-1]]
         return o
 
-    def score_class(scores, qualifies):
-        """TP flags (first qualifying detection per GT person in per-image order) in final order."""
-        recorded = ~ignored & ~np.isnan(scores)
-        q = np.flatnonzero(recorded & qualifies)
+    def score_class(scores, visited, qualifies):
+        """TP flags (first qualifying detection per GT person in visiting order) in vsrl_eval's final order:
+        ``sc.argsort()[::-1]`` over the float32 scores in the order they were appended."""
+        appended = visited[~ignored[visited]]  # a detection whose best person is ignored is skipped
+        q = appended[qualifies[appended]]
         tp = np.zeros(d, np.int8)
         if len(q):
-            o = np.lexsort((-q, -scores[q], jm[q]))  # per person: score desc, later detection first
-            qs = q[o]
-            firsts = np.r_[True, jm[qs][1:] != jm[qs][:-1]]
-            tp[qs[firsts]] = 1
-        return tp[final_order(np.flatnonzero(recorded), scores)]
+            _, first = np.unique(jm[q], return_index=True)
+            tp[q[first]] = 1
+        return tp[appended[np.argsort(scores[appended])[::-1]]]
 
     agent_ap = np.full(n_act, np.nan, np.float32)
     for a in range(n_act):
-        s = det.agent_scores[:, a]
+        s = det.agent_scores[:, a].astype(np.float32, copy=False)  # vsrl_eval holds scores in float32
         qual = good_person & (gt.person_actions[jm, a] == 1)
-        agent_ap[a] = _ap(score_class(s, qual), int(npos[a]))
+        agent_ap[a] = _ap(score_class(s, visiting_order(s), qual), int(npos[a]))
     role_ap = {1: np.full((n_act, 2), np.nan, np.float32), 2: np.full((n_act, 2), np.nan, np.float32)}
     for k, (a, r) in enumerate(gt.pairs):
         box = det.role_boxes[:, k, :4]
-        s = det.role_boxes[:, k, 4]
+        s = det.role_boxes[:, k, 4].astype(np.float32, copy=False)
         base_q = good_person & (gt.person_actions[jm, a] == 1)
         cand = np.flatnonzero(base_q)  # only these can be true positives
         gt_role = gt.role_boxes[jm[cand], a, r]
@@ -351,8 +352,9 @@ def evaluate_vcoco(gt: VCOCOGroundTruth, det: VCOCODetections, ovr_thresh: float
         q2 = np.zeros(d, bool)
         q1[cand] = np.where(missing, no_pred_role, role_ok)
         q2[cand] = missing | role_ok
-        role_ap[1][a, r] = _ap(score_class(s, q1), int(npos[a]))
-        role_ap[2][a, r] = _ap(score_class(s, q2), int(npos[a]))
+        visited = visiting_order(s)
+        role_ap[1][a, r] = _ap(score_class(s, visited, q1), int(npos[a]))
+        role_ap[2][a, r] = _ap(score_class(s, visited, q2), int(npos[a]))
     for a in range(n_act):
         if npos[a] == 0:
             notes.append(f"action {gt.actions[a]} has no positive: AP NaN (vsrl_eval crashes)")

@@ -165,3 +165,24 @@ def test_vcoco_evaluator_on_fake_outputs(tmp_path):
         assert (tmp_path / "out" / "vcoco_per_class_ap.png").stat().st_size > 1000
     finally:
         MetadataCatalog.remove(name)
+
+
+def test_tied_scores_are_ordered_as_vsrl_eval_orders_them(tmp_path):
+    """Many equal scores, across and within images, in arrays longer than NumPy's insertion-sort cut-off: the
+    order of ties is NumPy's unstable argsort in vsrl_eval, which no fixed tie rule reproduces."""
+    spec = importlib.util.spec_from_file_location("official_vsrl_eval",
+                                                  Path(__file__).with_name("official_vsrl_eval.py"))
+    ov = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ov)
+    meta = json.loads((Path(vcoco.__file__).resolve().parents[1] / "data" / "metadata" /
+                       "vcoco_actions.json").read_text())["actions"]
+    vc, coco, ids, arrays = rv.make_synthetic_vcoco(60, 40, seed=7, as_numpy="arrays")
+    for key, col in (("agent_scores", np.s_[:]), ("role_boxes", np.s_[..., 4])):
+        s = arrays[key][col]
+        arrays[key][col] = np.where(np.isnan(s), s, np.round(s * 4) / 4)  # five distinct scores
+    dets = rv.arrays_to_dicts(arrays, meta, images=list(ids))
+    official = ov.VsrlEvalLike(vc, coco, ids).evaluate(dets)
+    p = _write(tmp_path, vc, coco, ids)
+    gt = vcoco.load_vcoco_gt(p["vcoco"], p["coco"], p["ids"])
+    ours = vcoco.evaluate_vcoco(gt, vcoco.detections_from_dicts(dets, gt))["vcoco"]
+    assert {k: ours[k] for k in official} == official
