@@ -13,7 +13,8 @@ its pre-training sets (``world`` below, generated once and cached):
 
 Fine-tuning schedules are in iterations (batch 8) and shared by every starting point (scratch, pre-trained
 on the relation set, pre-trained on relation set + pseudo-labels): 100 % 1,200, 10 % 500 (lr 1e-3), 1 % 100
-(lr 1e-4), with the lr dropped tenfold for the last 10 %. Start from a pre-trained model with ``train.init_checkpoint=...``.
+(lr 1e-4), with the lr dropped tenfold for the last 10 %. Start from a pre-trained model with
+``train.init_checkpoint=...``.
 """
 from rlipv2.model_zoo import get_config
 

@@ -8,8 +8,8 @@ pre-training on COCO / Objects365 pseudo-labels.
 The mixture is balanced (``balanced=True``): the 600 relation-set images are repeated so that they are drawn
 about as often as the ~2,000 pseudo-labelled ones, the paper's proportion (VG 108k : COCO 118k images). The
 plain concatenation (1 : 4) spends four iterations in five on the noisier pseudo-labels and gave a lower NF
-zero-shot mAP than the relation set alone (25.0 vs 28.5; docs/reproduction_mini.md). Both parts are registered when the loader is built
-(config nodes), so the file may be written after this config is loaded.
+zero-shot mAP than the relation set alone (25.0 vs 28.5; docs/reproduction_mini.md). Both parts are registered
+when the loader is built (config nodes), so the file may be written after this config is loaded.
 """
 from detectron2.config import LazyCall as L
 
