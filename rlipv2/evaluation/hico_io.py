@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 METADATA_DIR = Path(__file__).resolve().parent.parent / "data" / "metadata"
 
 __all__ = [
+    "prediction_image_indexer",
     "IdMaps",
     "load_correct_mat",
     "load_json",
@@ -460,15 +461,13 @@ def _hico_hoi_pairs():
 # ------------------------------------------------------------------------------ predictions
 
 
-def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, top_k: int, protocol: str,
-                     json_ids: str = "dataset", allow_missing: bool = True) -> HOICandidates:
-    """Candidates from a raw per-query .npz or a triplet JSON (see hico_io for the formats)."""
-    pred_path = str(pred_path)
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0: no cap), got {top_k}")
+def prediction_image_indexer(gt):
+    """``index(name, where)`` -> the ground-truth index of a prediction record's image; an image missing from the
+    ground truth (KeyError) or given a second record (ValueError) is refused, naming ``where``. ``index.seen``:
+    the indices returned so far."""
     seen = set()
 
-    def image_index(name, where):
+    def index(name, where):
         try:
             i = gt.index_of(name)
         except KeyError:
@@ -477,6 +476,18 @@ def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, to
             raise ValueError(f"{where}: several prediction records for image {name!r}")
         seen.add(i)
         return i
+
+    index.seen = seen
+    return index
+
+
+def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, top_k: int, protocol: str,
+                     json_ids: str = "dataset", allow_missing: bool = True) -> HOICandidates:
+    """Candidates from a raw per-query .npz or a triplet JSON (see hico_io for the formats)."""
+    pred_path = str(pred_path)
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0: no cap), got {top_k}")
+    image_index = prediction_image_indexer(gt)
 
     if pred_path.endswith(".npz"):
         z = NpzReader(pred_path)
@@ -534,7 +545,7 @@ def load_predictions(pred_path, gt: HOIGroundTruth, ids: IdMaps, correct_mat, to
         cand = HOICandidates.concatenate(parts)
     else:
         raise ValueError(f"{pred_path}: predictions must be a .npz (raw per-query) or .json (triplets) file")
-    missing = gt.num_images - len(seen)
+    missing = gt.num_images - len(image_index.seen)
     if missing:
         msg = f"{missing} of {gt.num_images} ground-truth images have no prediction record (scored as no detection)"
         if not allow_missing:

@@ -23,7 +23,7 @@ from .hico_core import (
     key_segments,
     triplet_codes,
 )
-from .hico_io import IdMaps, NpzReader, load_json
+from .hico_io import IdMaps, NpzReader, load_json, prediction_image_indexer
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +59,11 @@ def load_oi_predictions(path, gt: HOIGroundTruth, ids: IdMaps, num_rels: int):
     z = NpzReader(path)
     if "file_names" not in z:
         raise ValueError(f"{path}: missing key 'file_names'")
-    out, seen, checked = [], set(), set()
+    out, checked = [], set()
+    image_index = prediction_image_indexer(gt)
     for i, name in enumerate(str(n) for n in z["file_names"].tolist()):
         where = f"{path} image {i} ({name})"
-        try:
-            idx = gt.index_of(name)
-        except KeyError:
-            raise KeyError(f"{where}: prediction for unknown image {name!r} (not in the ground truth)") from None
-        if idx in seen:
-            raise ValueError(f"{where}: several prediction records for one image")
-        seen.add(idx)
+        idx = image_index(name, where)
         try:
             b, lab, rs, s, o = (z[f"{k}_{i}"] for k in ("boxes", "labels", "rel_scores", "sub_ids", "obj_ids"))
         except KeyError as e:
