@@ -57,7 +57,7 @@ STARTS = {  # starting point of fine-tuning -> (label in the table, pre-training
     "rel_pseudo": ('(b) relation set + pseudo-labelled caption set ("VG+COCO")', "pretrain_rel_pseudo"),
 }
 # training iterations of each run with --quick (the full run takes the configs' train.max_iter)
-QUICK_ITERATIONS = {"tagger": 200, "pretrain": 400, "1pct": 100, "10pct": 150, "100pct": 250}
+QUICK_ITERATIONS = {"tagger": 200, "pretrain": 400, "1pct": 100, "10pct": 100, "100pct": 150}
 QUICK_CAPTION_IMAGES = 600
 TARGETS = {
     "pretrain_beats_scratch_1pct": "(b) - scratch at 1 % >= 10 mAP",
