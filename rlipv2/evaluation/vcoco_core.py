@@ -313,10 +313,12 @@ def evaluate_vcoco(gt: VCOCOGroundTruth, det: VCOCODetections, ovr_thresh: float
         bits = (scores[valid] + np.float32(0)).view(np.uint32)  # + 0: -0.0 sorts as 0.0, as in comparisons
         desc = np.where(bits >> 31 == 1, bits, ~bits & np.uint32(0x7FFFFFFF))  # ascending uint32 = descending score
         o = valid[np.argsort(img_major[valid] | desc.astype(np.uint64))]  # (image, score desc); ties fixed below
-        tied = (img[o][1:] == img[o][:-1]) & (scores[o][1:] == scores[o][:-1])
+        img_o, score_o = img[o], scores[o]
+        tied = (img_o[1:] == img_o[:-1]) & (score_o[1:] == score_o[:-1])
         if tied.any():  # ties in an image: its own argsort decides, as in vsrl_eval (NumPy's unstable sort)
-            starts = np.searchsorted(img[o], img[o][1:][tied], "left")
-            ends = np.searchsorted(img[o], img[o][1:][tied], "right")
+            tied_images = img_o[1:][tied]
+            starts = np.searchsorted(img_o, tied_images, "left")
+            ends = np.searchsorted(img_o, tied_images, "right")
             for a, b in set(zip(starts.tolist(), ends.tolist())):
                 members = np.sort(o[a:b])
                 o[a:b] = members[np.argsort(scores[members])[::-1]]

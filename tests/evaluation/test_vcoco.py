@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 
 from rlipv2.evaluation import vcoco
-from rlipv2.evaluation.hico_io import write_npz_atomic
+from rlipv2.evaluation.hico_io import METADATA_DIR, write_npz_atomic
 
-_spec = importlib.util.spec_from_file_location("reference_vcoco", Path(__file__).with_name("reference_vcoco.py"))
-rv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rv)
+
+def _sibling(name):
+    """A module of tests/evaluation/ that is not a test (the references)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rv = _sibling("reference_vcoco")
 
 
 def _write(tmp_path, vc, coco, ids, dets=None, fmt="json"):
@@ -170,12 +177,8 @@ def test_vcoco_evaluator_on_fake_outputs(tmp_path):
 def test_tied_scores_are_ordered_as_vsrl_eval_orders_them(tmp_path):
     """Many equal scores, across and within images, in arrays longer than NumPy's insertion-sort cut-off: the
     order of ties is NumPy's unstable argsort in vsrl_eval, which no fixed tie rule reproduces."""
-    spec = importlib.util.spec_from_file_location("official_vsrl_eval",
-                                                  Path(__file__).with_name("official_vsrl_eval.py"))
-    ov = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ov)
-    meta = json.loads((Path(vcoco.__file__).resolve().parents[1] / "data" / "metadata" /
-                       "vcoco_actions.json").read_text())["actions"]
+    ov = _sibling("official_vsrl_eval")
+    meta = json.loads((METADATA_DIR / "vcoco_actions.json").read_text())["actions"]
     vc, coco, ids, arrays = rv.make_synthetic_vcoco(60, 40, seed=7, as_numpy="arrays")
     for key, col in (("agent_scores", np.s_[:]), ("role_boxes", np.s_[..., 4])):
         s = arrays[key][col]
